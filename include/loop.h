@@ -1,0 +1,295 @@
+/*
+ * libloop: asyncio's event loop, in C, for Linux.
+ *
+ * One loop is a single-threaded reactor: an epoll set, a timer heap and a
+ * ready queue.  User code registers callbacks (call_soon, call_later, ...)
+ * and fd readiness handlers; loop_run() runs them until it is stopped or
+ * nothing is left that could ever run a callback.
+ *
+ * Conventions that hold for every function below unless its own comment
+ * says otherwise:
+ *
+ *  - Errors.  Every fallible call returns 0 on success or a negative errno
+ *    code (-EINVAL, -EBADF, -EPERM, -ENOENT, -EBUSY, -ENOMEM).  A call that
+ *    takes a callback and fails has scheduled nothing: that callback never
+ *    runs.  The library never aborts, prints or exits, and every failure,
+ *    -ENOMEM included, leaves the loop consistent and usable.
+ *  - Threads.  A loop belongs to the thread that runs it.  No function here
+ *    may be called on one loop from two threads at once.  Different loops
+ *    are independent: the library keeps no global state.
+ *  - Callbacks.  Every function may be called from inside a callback running
+ *    on the same loop, except loop_run(), loop_run_once() and loop_free(),
+ *    which return -EBUSY there.
+ *  - Time.  Nanoseconds of CLOCK_MONOTONIC (or of the virtual clock, see
+ *    loop_options), as uint64_t.  LOOP_MS() and LOOP_SEC() convert.
+ *
+ * One iteration (loop_run_once) runs these phases, as asyncio's _run_once:
+ *
+ *   1. timeout: 0 if callbacks are ready or a stop was asked for; else the
+ *      time to the earliest timer, rounded up; else block.
+ *   2. poll: one epoll wait.  EINTR is an iteration with no events.
+ *   3. I/O: each ready fd queues its reader, then its writer.
+ *   4. timers: every timer due by loop_now() is queued, in deadline order;
+ *      equal deadlines keep the order they were scheduled in.
+ *   5. run: exactly the callbacks queued at this point run, in FIFO order
+ *      (those queued during the previous iteration, then I/O, then timers).
+ *      Callbacks queued while they run wait for the next iteration.
+ */
+#ifndef LOOP_H
+#define LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(LOOP_BUILDING) && defined(__GNUC__)
+#define LOOP_API __attribute__((visibility("default")))
+#else
+#define LOOP_API
+#endif
+
+#define LOOP_VERSION_MAJOR 0
+#define LOOP_VERSION_MINOR 1
+#define LOOP_VERSION_PATCH 0
+
+/* Durations in nanoseconds. */
+#define LOOP_MS(n) ((uint64_t)(n) * 1000000u)
+#define LOOP_SEC(n) ((uint64_t)(n) * 1000000000u)
+
+/* Bits of the `events` argument of a loop_io_fn. */
+#define LOOP_READABLE 0x1u
+#define LOOP_WRITABLE 0x2u
+#define LOOP_HUP 0x4u   /* the peer closed; reads will return 0 or fail */
+#define LOOP_ERROR 0x8u /* an error is pending on the fd (see SO_ERROR) */
+
+typedef struct loop loop_t;
+
+/* A callback scheduled with loop_call_*. */
+typedef void loop_fn(loop_t *loop, void *arg);
+
+/* An fd readiness handler; `events` is a set of LOOP_READABLE, ... bits. */
+typedef void loop_io_fn(loop_t *loop, int fd, unsigned events, void *arg);
+
+/*
+ * A handle names one scheduled callback, so that it can be cancelled.  The
+ * loop owns what it names: there is nothing to free.  It is checked against
+ * a generation count, so a handle whose callback already ran or was
+ * cancelled is harmlessly stale (loop_cancel() says -ENOENT) even after its
+ * slot was reused.  {0} names nothing.
+ */
+typedef struct {
+    uint64_t id;
+} loop_handle;
+
+enum loop_clock {
+    LOOP_CLOCK_MONOTONIC = 0, /* CLOCK_MONOTONIC: real time */
+    LOOP_CLOCK_VIRTUAL = 1,   /* starts at 0; moves only as described below */
+};
+
+/*
+ * Options for loop_new_with().  Zero-initialise and set what you need:
+ * a zeroed struct gives what loop_new() gives.
+ */
+typedef struct {
+    /*
+     * LOOP_CLOCK_VIRTUAL makes the loop deterministic, for tests: loop_now()
+     * starts at 0; whenever an iteration would sleep for t, it polls fds
+     * without waiting and advances the clock by t instead (by the cap of
+     * loop_run_once(), if smaller).  With no timer pending and no cap it
+     * blocks in real time on its fds.  loop_advance() moves it by hand.
+     */
+    enum loop_clock clock;
+    /*
+     * Poll the kernel in every iteration, exactly as asyncio does.  By
+     * default (false), an iteration that would poll with a zero timeout
+     * because callbacks are already ready may skip that poll and the clock
+     * read, as long as fewer than `poll_interval` callbacks have run since
+     * the last poll.  This bounds the delay it adds to I/O and timers by the
+     * run time of that many callbacks, and lets a chain of call_soon run at
+     * queue speed instead of one syscall per callback.
+     */
+    bool strict_poll;
+    /* Callbacks between two polls when not strict; 0 means 64. */
+    uint32_t poll_interval;
+    /*
+     * The allocator: realloc(ctx, ptr, size) with realloc's meaning, where
+     * size 0 frees ptr and returns NULL.  NULL means libc's.  It may fail
+     * (return NULL) at any call; the loop then returns -ENOMEM and stays
+     * usable.
+     */
+    void *(*realloc)(void *ctx, void *ptr, size_t size);
+    void *alloc_ctx;
+} loop_options;
+
+/* The version of the library linked in, as "MAJOR.MINOR.PATCH". */
+LOOP_API const char *loop_version(void);
+
+/*
+ * The message for a code returned by this library: pass it the negative
+ * value as returned (-ENOMEM).  Never NULL; unknown codes get a generic
+ * message.  Thread-safe.
+ */
+LOOP_API const char *loop_strerror(int err);
+
+/* ---- Lifecycle -------------------------------------------------------- */
+
+/*
+ * Create a loop with default options and store it in *out.  Returns 0,
+ * -EINVAL if out is NULL, -ENOMEM, or the error of epoll_create1() (such
+ * as -EMFILE).  loop_now() is set on return.  The loop's own fds are
+ * close-on-exec.
+ */
+LOOP_API int loop_new(loop_t **out);
+
+/* As loop_new(), with options (NULL means defaults).  -EINVAL for an
+ * unknown clock. */
+LOOP_API int loop_new_with(loop_t **out, const loop_options *opts);
+
+/*
+ * Free the loop: pending callbacks are dropped without running, its memory
+ * and its own fds are released.  Registered user fds are not closed.
+ * Returns 0, -EINVAL for NULL, or -EBUSY while the loop is running (from a
+ * callback), in which case nothing is freed.
+ */
+LOOP_API int loop_free(loop_t *loop);
+
+/*
+ * Run iterations until loop_stop() is called, or until nothing is left
+ * that could ever run a callback: no ready callbacks, no timers, no fd
+ * handlers and no loop_ref() holds.  Returns 0, -EINVAL for NULL, -EBUSY
+ * if called from a callback of this loop, -ENOMEM if the loop could not
+ * grow a queue (it may simply be called again), or another negative errno
+ * from the kernel's epoll wait.
+ *
+ * A stop requested before loop_run() makes it run one iteration (without
+ * waiting) and return.  A stop is consumed by the call that honours it.
+ */
+LOOP_API int loop_run(loop_t *loop);
+
+/*
+ * Run exactly one iteration.  max_wait_ns caps how long it may wait for
+ * events (-1: no cap; 0: do not wait).  If nothing keeps the loop alive it
+ * does not wait at all.  A pending stop makes it not wait and is consumed.
+ * Returns as loop_run().
+ */
+LOOP_API int loop_run_once(loop_t *loop, int64_t max_wait_ns);
+
+/*
+ * Ask loop_run() to return once the current iteration is finished.  May be
+ * called from a callback or before loop_run(); not from another thread.
+ */
+LOOP_API void loop_stop(loop_t *loop);
+
+/*
+ * Keep loop_run() alive even when nothing is scheduled, for code that
+ * expects work from outside.  Each loop_ref() is undone by one
+ * loop_unref(); unref without a matching ref does nothing.
+ */
+LOOP_API void loop_ref(loop_t *loop);
+LOOP_API void loop_unref(loop_t *loop);
+
+/*
+ * The loop's time in nanoseconds: CLOCK_MONOTONIC, read once per iteration
+ * after the poll (and by loop_new), or the virtual clock.  0 for NULL.
+ */
+LOOP_API uint64_t loop_now(const loop_t *loop);
+
+/* Read the clock now, refreshing loop_now().  No effect on a virtual clock. */
+LOOP_API void loop_update_time(loop_t *loop);
+
+/*
+ * Move a virtual clock forward by ns without running anything; what falls
+ * due runs at the next iteration.  Returns 0, -EINVAL for NULL or a loop on
+ * the real clock.  Saturates rather than wraps.
+ */
+LOOP_API int loop_advance(loop_t *loop, uint64_t ns);
+
+/* ---- Callbacks -------------------------------------------------------- */
+
+/*
+ * Each of these schedules fn(loop, arg) and, if out is not NULL, stores a
+ * handle for loop_cancel() in *out (on failure *out is set to {0}).  They
+ * return 0, -EINVAL if loop or fn is NULL (or period_ns is 0), or -ENOMEM.
+ */
+
+/* Run fn at the next iteration (in this one's snapshot it is too late). */
+LOOP_API int loop_call_soon(loop_t *loop, loop_fn *fn, void *arg, loop_handle *out);
+
+/*
+ * Run fn once, delay_ns after this call: the clock is read at the call (as
+ * asyncio does), so the whole delay is waited even when the call comes late
+ * in a long callback.  A timer never runs before its deadline by
+ * loop_now().  A deadline past the end of time saturates: that timer never
+ * runs (but keeps loop_run() alive until cancelled).
+ */
+LOOP_API int loop_call_later(loop_t *loop, uint64_t delay_ns, loop_fn *fn, void *arg,
+                             loop_handle *out);
+
+/*
+ * Run fn once loop_now() >= when_ns.  A deadline in the past runs at the
+ * next iteration's timer phase.  call_at(loop, loop_now(loop) + d, ...)
+ * is the cheap form of call_later that counts from the iteration's start.
+ * when_ns == UINT64_MAX never runs.
+ */
+LOOP_API int loop_call_at(loop_t *loop, uint64_t when_ns, loop_fn *fn, void *arg,
+                          loop_handle *out);
+
+/*
+ * Run fn every period_ns, first at one period from this call.  Each next
+ * deadline is the previous deadline plus the period; if that is already
+ * past (the loop stalled), it is now plus the period, so a stall never
+ * causes a burst.  The handle stays valid until cancelled.
+ */
+LOOP_API int loop_call_every(loop_t *loop, uint64_t period_ns, loop_fn *fn, void *arg,
+                             loop_handle *out);
+
+/*
+ * Cancel a scheduled callback: it will not run, even if it is already
+ * queued in the current iteration.  Returns 0, -EINVAL for a NULL loop, or
+ * -ENOENT if the handle is {0}, already ran (one-shot callbacks count as run
+ * as soon as they start), was already cancelled, or never came from this
+ * loop.
+ */
+LOOP_API int loop_cancel(loop_t *loop, loop_handle handle);
+
+/* ---- File descriptors ------------------------------------------------- */
+
+/*
+ * Call fn(loop, fd, events, arg) in every iteration in which fd is readable
+ * (level-triggered), or has hung up or has an error pending.  At most one
+ * reader per fd: adding another replaces the first (and any of its
+ * dispatch already queued is dropped).  The loop never closes fd.
+ *
+ * Returns 0; -EINVAL if loop or fn is NULL or fd is the loop's own fd;
+ * -EBADF if fd is negative, closed or out of range; -EPERM if fd does not
+ * support epoll (a regular file or a directory); -ENOMEM; or another error
+ * of epoll_ctl().
+ *
+ * Remove the reader before closing fd.  After loop_remove_reader() (and
+ * loop_remove_writer(), if one was added), closing fd is safe even if it
+ * was duplicated elsewhere: nothing more is delivered for it.
+ */
+LOOP_API int loop_add_reader(loop_t *loop, int fd, loop_io_fn *fn, void *arg);
+
+/* As loop_add_reader(), for writability (and hang-up and errors). */
+LOOP_API int loop_add_writer(loop_t *loop, int fd, loop_io_fn *fn, void *arg);
+
+/*
+ * Stop watching fd for reading.  A dispatch of the reader already queued in
+ * this iteration is dropped.  Returns 0, -EINVAL for a NULL loop, -EBADF for
+ * a negative fd, or -ENOENT if fd has no reader.
+ */
+LOOP_API int loop_remove_reader(loop_t *loop, int fd);
+
+/* As loop_remove_reader(), for the writer. */
+LOOP_API int loop_remove_writer(loop_t *loop, int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LOOP_H */

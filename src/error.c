@@ -1,0 +1,44 @@
+/* Error messages and the version. */
+#include "internal.h"
+
+#include <errno.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+const char *loop_version(void)
+{
+    return STR(LOOP_VERSION_MAJOR) "." STR(LOOP_VERSION_MINOR) "." STR(LOOP_VERSION_PATCH);
+}
+
+/*
+ * Our own texts rather than strerror(): thread-safe, stable, and worded
+ * for what the codes mean when this library returns them.
+ */
+const char *loop_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "success";
+    case -EINVAL:
+        return "invalid argument";
+    case -EBADF:
+        return "bad file descriptor";
+    case -EPERM:
+        return "file descriptor does not support polling";
+    case -ENOENT:
+        return "no such callback, handle or registration";
+    case -EBUSY:
+        return "loop is running";
+    case -ENOMEM:
+        return "out of memory";
+    case -EMFILE:
+        return "too many open files in this process";
+    case -ENFILE:
+        return "too many open files in the system";
+    case -ENOSPC:
+        return "watch limit reached";
+    default:
+        return "unknown error";
+    }
+}

@@ -1,0 +1,81 @@
+/*
+ * Slots: the slab behind loop_handle.  Free slots form a LIFO list through
+ * slot.pos, so a freed slot is reused first and the slab only grows when
+ * every slot is live.  Generations make reuse safe: see internal.h.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+int loop__slot_new(loop_t *loop, loop_fn *fn, void *arg, uint32_t *index)
+{
+    uint32_t i = loop->free_slot;
+    if (i != UINT32_MAX) {
+        loop->free_slot = loop->slots[i].pos;
+    } else {
+        if (loop->nslots == UINT32_MAX - 1) /* UINT32_MAX is the list's end */
+            return -ENOMEM;
+        int err = loop__grow(loop, (void **)&loop->slots, &loop->slots_cap,
+                             sizeof(*loop->slots), loop->nslots + 1);
+        if (err)
+            return err;
+        i = loop->nslots++;
+        loop->slots[i].gen = 0;
+    }
+    struct loop__slot *s = &loop->slots[i];
+    s->gen++; /* even (free) -> odd (live) */
+    s->fn = fn;
+    s->arg = arg;
+    s->period = 0;
+    s->pos = LOOP__QUEUED;
+    loop->live_slots++;
+    *index = i;
+    return 0;
+}
+
+void loop__slot_release(loop_t *loop, uint32_t i)
+{
+    struct loop__slot *s = &loop->slots[i];
+    s->gen++; /* odd (live) -> even (free): every handle to it goes stale */
+    s->pos = loop->free_slot;
+    loop->free_slot = i;
+    loop->live_slots--;
+}
+
+/* The live slot a handle names, or NULL. */
+struct loop__slot *loop__slot_get(loop_t *loop, loop_handle h, uint32_t *index)
+{
+    uint32_t i = (uint32_t)h.id, gen = (uint32_t)(h.id >> 32);
+    if (i >= loop->nslots || !(gen & 1) || loop->slots[i].gen != gen)
+        return NULL;
+    *index = i;
+    return &loop->slots[i];
+}
+
+loop_handle loop__slot_handle(const loop_t *loop, uint32_t i)
+{
+    return (loop_handle){(uint64_t)loop->slots[i].gen << 32 | i};
+}
+
+void loop__slots_free(loop_t *loop)
+{
+    loop__realloc(loop, loop->slots, 0);
+    loop->slots = NULL;
+    loop->nslots = loop->slots_cap = loop->live_slots = 0;
+    loop->free_slot = UINT32_MAX;
+}
+
+int loop_cancel(loop_t *loop, loop_handle h)
+{
+    if (!loop)
+        return -EINVAL;
+    uint32_t i;
+    struct loop__slot *s = loop__slot_get(loop, h, &i);
+    if (!s)
+        return -ENOENT;
+    /* A queued copy in the ready ring goes stale with the generation. */
+    if (s->pos != LOOP__QUEUED)
+        loop__heap_remove(loop, s->pos);
+    loop__slot_release(loop, i);
+    return 0;
+}

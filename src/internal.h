@@ -1,0 +1,155 @@
+/*
+ * How the pieces of a loop fit together.
+ *
+ * struct loop is a composite: each src/ file owns one part of it and is
+ * the only one to touch that part's fields directly.
+ *
+ *   handles.c      slots: the slab behind loop_handle (generation-checked)
+ *   timer_heap.c   heap:  pending timers, ordered by (deadline, sequence)
+ *   ready_queue.c  ready: the FIFO ring of callbacks to run
+ *   io_epoll.c     io:    the fd table, batched epoll_ctl changes, the wait
+ *   clock.c        now:   the cached monotonic or virtual clock
+ *   loop.c         lifecycle and the iteration, phase by phase
+ *
+ * A scheduled callback that can be cancelled holds a slot.  Its handle id
+ * is (generation << 32 | slot index).  A slot's generation is odd while it
+ * is live and even while it is free, so a handle is live exactly when its
+ * generation equals its slot's, and id 0 never names a live slot.
+ *
+ * The ready ring holds copies of (fn, arg) plus the slot reference, so a
+ * fire-and-forget call_soon needs no slot at all.  Cancelling frees the
+ * slot; a ring entry whose slot generation no longer matches is skipped.
+ * fd dispatches ride the same ring (fn == NULL) and are checked the same
+ * way against the fd's registration generation.
+ */
+#ifndef LOOP_INTERNAL_H
+#define LOOP_INTERNAL_H
+
+#include "loop.h"
+
+#include <stdint.h>
+#include <sys/epoll.h>
+
+#define LOOP__NEVER UINT64_MAX   /* a deadline that never comes */
+#define LOOP__QUEUED UINT32_MAX  /* slot.pos of a slot whose callback is in the ring */
+#define LOOP__MAX_EVENTS 512     /* epoll events taken per wait */
+#define LOOP__POLL_INTERVAL 64   /* default options.poll_interval */
+
+struct loop__slot {
+    loop_fn *fn;
+    void *arg;
+    uint64_t period; /* repeating timers; 0 for one-shot callbacks */
+    uint32_t gen;    /* odd: live; even: free */
+    uint32_t pos;    /* heap index, LOOP__QUEUED, or next free slot */
+};
+
+struct loop__timer {
+    uint64_t when;
+    uint64_t seq; /* schedule order: breaks deadline ties */
+    uint32_t slot;
+};
+
+struct loop__ready {
+    loop_fn *fn; /* NULL: an fd dispatch; arg then holds the direction bit */
+    void *arg;
+    uint32_t ref; /* slot index, or fd */
+    uint32_t gen; /* slot generation (0: no slot), or registration generation */
+};
+
+struct loop__fd {
+    loop_io_fn *rfn, *wfn; /* NULL: no reader / no writer */
+    void *rarg, *warg;
+    uint32_t rgen, wgen; /* registration generations: stale dispatches are dropped */
+    uint32_t kgen;       /* generation of the kernel registration, in epoll data */
+    uint8_t kmask;       /* LOOP_READABLE|LOOP_WRITABLE as the kernel has them */
+    uint8_t inkernel;    /* the fd is in the epoll set */
+    uint8_t dirty;       /* on the change list */
+    uint8_t revents;     /* this iteration's events, as LOOP_* bits */
+};
+
+struct loop {
+    /* allocator (loop.c) */
+    void *(*realloc)(void *ctx, void *ptr, size_t size);
+    void *alloc_ctx;
+
+    /* lifecycle (loop.c) */
+    int running;
+    int stop_requested;
+    uint32_t refs;
+    bool strict_poll;
+    uint32_t poll_interval;
+    uint32_t unpolled; /* callbacks run since the last poll */
+
+    /* clock (clock.c) */
+    enum loop_clock clock;
+    uint64_t now;
+
+    /* slots (handles.c) */
+    struct loop__slot *slots;
+    uint32_t nslots, slots_cap;
+    uint32_t free_slot; /* head of the free list, or UINT32_MAX */
+    uint32_t live_slots;
+
+    /* timers (timer_heap.c) */
+    struct loop__timer *heap;
+    uint32_t nheap, heap_cap;
+    uint64_t timer_seq;
+
+    /* ready ring (ready_queue.c) */
+    struct loop__ready *ring;
+    uint32_t ring_head, ring_count, ring_cap; /* cap: 0 or a power of two */
+
+    /* fds (io_epoll.c) */
+    int epfd;
+    int no_pwait2; /* the kernel (or valgrind) lacks epoll_pwait2 */
+    struct loop__fd *fds;
+    uint32_t nfds_cap;
+    uint32_t nwatched; /* fds with a reader or a writer */
+    uint32_t io_gen;
+    int *changes;
+    uint32_t nchanges, changes_cap;
+    struct epoll_event events[LOOP__MAX_EVENTS];
+};
+
+/* loop.c: allocation through the loop's allocator. */
+void *loop__realloc(loop_t *loop, void *ptr, size_t size);
+int loop__grow(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32_t need);
+
+/* clock.c */
+uint64_t loop__clock_read(const loop_t *loop);
+uint64_t loop__deadline(uint64_t base, uint64_t delay);
+
+/* handles.c */
+int loop__slot_new(loop_t *loop, loop_fn *fn, void *arg, uint32_t *index);
+void loop__slot_release(loop_t *loop, uint32_t index);
+struct loop__slot *loop__slot_get(loop_t *loop, loop_handle h, uint32_t *index);
+loop_handle loop__slot_handle(const loop_t *loop, uint32_t index);
+void loop__slots_free(loop_t *loop);
+
+/* timer_heap.c */
+int loop__heap_push(loop_t *loop, uint64_t when, uint32_t slot);
+void loop__heap_remove(loop_t *loop, uint32_t pos);
+uint64_t loop__heap_next(const loop_t *loop);
+int loop__timers_expire(loop_t *loop);
+void loop__heap_free(loop_t *loop);
+
+/* ready_queue.c */
+int loop__ready_push(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_t gen);
+int loop__ready_reserve(loop_t *loop, uint32_t more);
+void loop__ready_run(loop_t *loop, uint32_t n);
+void loop__ready_free(loop_t *loop);
+
+/* io_epoll.c */
+int loop__io_init(loop_t *loop);
+int loop__io_poll(loop_t *loop, int64_t timeout_ns);
+void loop__io_dispatch(loop_t *loop, int fd, unsigned dir, uint32_t gen);
+void loop__io_free(loop_t *loop);
+
+/*
+ * Check every internal invariant (heap order and positions, slot free list
+ * and live count, ring bounds, fd table); returns 0 or -1 and the first
+ * broken rule in *why.  For tests and debug builds.
+ */
+int loop__verify(const loop_t *loop, const char **why);
+
+#endif /* LOOP_INTERNAL_H */

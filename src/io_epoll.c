@@ -1,0 +1,292 @@
+/*
+ * fds: an fd-indexed table of readers and writers over one epoll set.
+ *
+ * epoll's traps, and what this file does about each:
+ *  - ADD fails on a regular file or directory (EPERM) and on a closed fd
+ *    (EBADF): an fd's first registration is made at once, so the caller
+ *    gets the error.
+ *  - The kernel drops an fd from the set when its last duplicate closes,
+ *    not when this fd number closes: a full removal is a DEL made at once,
+ *    before the user can close the fd, so a dup'd fd never keeps firing.
+ *  - Other interest changes (adding a writer to a reader, removing one of
+ *    two) are only batched: an fd is queued on the change list and brought
+ *    in line with one MOD just before the next wait, so an fd toggled many
+ *    times in an iteration costs at most one epoll_ctl.
+ *  - A number can be closed and reused between two waits: epoll data
+ *    carries (kernel generation << 32 | fd) and events from an older
+ *    registration are dropped.  Queued dispatches carry the reader's or
+ *    writer's registration generation, so removing or replacing one drops
+ *    its dispatch even when it is already queued in this iteration.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int loop__io_init(loop_t *loop)
+{
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    return loop->epfd < 0 ? -errno : 0;
+}
+
+void loop__io_free(loop_t *loop)
+{
+    close(loop->epfd);
+    loop__realloc(loop, loop->fds, 0);
+    loop__realloc(loop, loop->changes, 0);
+    loop->fds = NULL;
+    loop->changes = NULL;
+}
+
+static unsigned wanted(const struct loop__fd *f)
+{
+    return (f->rfn ? LOOP_READABLE : 0) | (f->wfn ? LOOP_WRITABLE : 0);
+}
+
+static uint32_t next_gen(loop_t *loop)
+{
+    if (++loop->io_gen == 0) /* 0 means "none" */
+        ++loop->io_gen;
+    return loop->io_gen;
+}
+
+static int ctl(loop_t *loop, int op, int fd, unsigned mask)
+{
+    struct epoll_event ev = {
+        .events = (mask & LOOP_READABLE ? EPOLLIN : 0) | (mask & LOOP_WRITABLE ? EPOLLOUT : 0),
+        .data.u64 = (uint64_t)loop->fds[fd].kgen << 32 | (uint32_t)fd,
+    };
+    return epoll_ctl(loop->epfd, op, fd, &ev) ? -errno : 0;
+}
+
+/* Bring the kernel's view of fd in line with the table, now. */
+static int sync_fd(loop_t *loop, int fd)
+{
+    struct loop__fd *f = &loop->fds[fd];
+    unsigned mask = wanted(f);
+    int err = 0;
+
+    if (!mask) {
+        if (f->inkernel)
+            ctl(loop, EPOLL_CTL_DEL, fd, 0); /* fails only if already closed: gone anyway */
+        f->inkernel = 0;
+        f->kmask = 0;
+        return 0;
+    }
+    if (f->inkernel && f->kmask == mask)
+        return 0;
+    if (f->inkernel)
+        err = ctl(loop, EPOLL_CTL_MOD, fd, mask);
+    if (!f->inkernel || err == -ENOENT) { /* ENOENT: closed and reopened */
+        f->kgen = next_gen(loop);
+        err = ctl(loop, EPOLL_CTL_ADD, fd, mask);
+    }
+    if (err)
+        return err;
+    f->inkernel = 1;
+    f->kmask = (uint8_t)mask;
+    return 0;
+}
+
+/* Defer an interest change to the next wait; if the list cannot grow, do it now. */
+static void queue_change(loop_t *loop, int fd)
+{
+    if (loop->fds[fd].dirty)
+        return;
+    if (loop__grow(loop, (void **)&loop->changes, &loop->changes_cap, sizeof(*loop->changes),
+                   loop->nchanges + 1)) {
+        sync_fd(loop, fd);
+        return;
+    }
+    loop->changes[loop->nchanges++] = fd;
+    loop->fds[fd].dirty = 1;
+}
+
+static void flush_changes(loop_t *loop)
+{
+    for (uint32_t i = 0; i < loop->nchanges; i++) {
+        int fd = loop->changes[i];
+        loop->fds[fd].dirty = 0;
+        sync_fd(loop, fd); /* an error here means the user closed a watched fd */
+    }
+    loop->nchanges = 0;
+}
+
+static int reserve_fd(loop_t *loop, int fd)
+{
+    uint32_t old = loop->nfds_cap;
+    if ((uint32_t)fd < old)
+        return 0;
+    /* Don't grow the table for a number that is not an open fd. */
+    if (fcntl(fd, F_GETFD) < 0)
+        return -errno;
+    int err = loop__grow(loop, (void **)&loop->fds, &loop->nfds_cap, sizeof(*loop->fds),
+                         (uint32_t)fd + 1);
+    if (!err)
+        memset(loop->fds + old, 0, (loop->nfds_cap - old) * sizeof(*loop->fds));
+    return err;
+}
+
+static int add(loop_t *loop, int fd, unsigned dir, loop_io_fn *fn, void *arg)
+{
+    if (!loop || !fn)
+        return -EINVAL;
+    if (fd < 0)
+        return -EBADF;
+    if (fd == loop->epfd)
+        return -EINVAL;
+    int err = reserve_fd(loop, fd);
+    if (err)
+        return err;
+
+    struct loop__fd *f = &loop->fds[fd];
+    struct loop__fd saved = *f;
+    bool was_watched = wanted(f) != 0;
+    if (dir == LOOP_READABLE) {
+        f->rfn = fn;
+        f->rarg = arg;
+        f->rgen = next_gen(loop);
+    } else {
+        f->wfn = fn;
+        f->warg = arg;
+        f->wgen = next_gen(loop);
+    }
+    if (!f->inkernel) {
+        err = sync_fd(loop, fd);
+        if (err) {
+            *f = saved;
+            return err;
+        }
+    } else if (wanted(f) != f->kmask) {
+        queue_change(loop, fd);
+    }
+    if (!was_watched)
+        loop->nwatched++;
+    return 0;
+}
+
+static int remove_(loop_t *loop, int fd, unsigned dir)
+{
+    if (!loop)
+        return -EINVAL;
+    if (fd < 0)
+        return -EBADF;
+    if ((uint32_t)fd >= loop->nfds_cap || !(wanted(&loop->fds[fd]) & dir))
+        return -ENOENT;
+
+    struct loop__fd *f = &loop->fds[fd];
+    if (dir == LOOP_READABLE) {
+        f->rfn = NULL;
+        f->rarg = NULL;
+        f->rgen = 0;
+    } else {
+        f->wfn = NULL;
+        f->warg = NULL;
+        f->wgen = 0;
+    }
+    if (wanted(f)) {
+        queue_change(loop, fd);
+    } else {
+        sync_fd(loop, fd); /* DEL now: the user may close the fd next */
+        loop->nwatched--;
+    }
+    return 0;
+}
+
+int loop_add_reader(loop_t *loop, int fd, loop_io_fn *fn, void *arg)
+{
+    return add(loop, fd, LOOP_READABLE, fn, arg);
+}
+
+int loop_add_writer(loop_t *loop, int fd, loop_io_fn *fn, void *arg)
+{
+    return add(loop, fd, LOOP_WRITABLE, fn, arg);
+}
+
+int loop_remove_reader(loop_t *loop, int fd)
+{
+    return remove_(loop, fd, LOOP_READABLE);
+}
+
+int loop_remove_writer(loop_t *loop, int fd)
+{
+    return remove_(loop, fd, LOOP_WRITABLE);
+}
+
+/*
+ * epoll_pwait2 takes a timespec, so timers are precise below a millisecond.
+ * Where the kernel (or valgrind) lacks it, epoll_wait's timeout is rounded
+ * up to whole milliseconds: waking early would run nothing and cost a poll.
+ */
+static int wait_events(loop_t *loop, int64_t timeout_ns)
+{
+#ifdef SYS_epoll_pwait2
+    if (timeout_ns > 0 && !loop->no_pwait2) {
+        struct timespec ts = {(time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000)};
+        long n = syscall(SYS_epoll_pwait2, loop->epfd, loop->events, LOOP__MAX_EVENTS, &ts,
+                         NULL, 0);
+        if (n >= 0 || errno != ENOSYS)
+            return n < 0 ? -errno : (int)n;
+        loop->no_pwait2 = 1;
+    }
+#endif
+    int ms = -1;
+    if (timeout_ns >= 0) {
+        int64_t up = timeout_ns / 1000000 + (timeout_ns % 1000000 != 0);
+        ms = up > INT_MAX ? INT_MAX : (int)up;
+    }
+    int n = epoll_wait(loop->epfd, loop->events, LOOP__MAX_EVENTS, ms);
+    return n < 0 ? -errno : n;
+}
+
+static unsigned from_epoll(uint32_t ev)
+{
+    return (ev & EPOLLIN ? LOOP_READABLE : 0) | (ev & EPOLLOUT ? LOOP_WRITABLE : 0) |
+           (ev & EPOLLHUP ? LOOP_HUP : 0) | (ev & EPOLLERR ? LOOP_ERROR : 0);
+}
+
+/* Phases 2 and 3: apply queued changes, wait, queue each ready fd's handlers. */
+int loop__io_poll(loop_t *loop, int64_t timeout_ns)
+{
+    flush_changes(loop);
+    int n = wait_events(loop, timeout_ns);
+    if (n < 0)
+        return n == -EINTR ? 0 : n;
+    /* Level-triggered: events not queued now are reported again next time. */
+    if (n && loop__ready_reserve(loop, 2 * (uint32_t)n))
+        return -ENOMEM;
+
+    const unsigned rmask = LOOP_READABLE | LOOP_HUP | LOOP_ERROR;
+    const unsigned wmask = LOOP_WRITABLE | LOOP_HUP | LOOP_ERROR;
+    for (int i = 0; i < n; i++) {
+        uint64_t data = loop->events[i].data.u64;
+        uint32_t fd = (uint32_t)data;
+        if (fd >= loop->nfds_cap)
+            continue;
+        struct loop__fd *f = &loop->fds[fd];
+        if (!f->inkernel || f->kgen != (uint32_t)(data >> 32))
+            continue; /* from a registration that no longer exists */
+        unsigned ev = from_epoll(loop->events[i].events);
+        f->revents = (uint8_t)ev;
+        if (f->rfn && (ev & rmask))
+            loop__ready_push(loop, NULL, (void *)(uintptr_t)LOOP_READABLE, fd, f->rgen);
+        if (f->wfn && (ev & wmask))
+            loop__ready_push(loop, NULL, (void *)(uintptr_t)LOOP_WRITABLE, fd, f->wgen);
+    }
+    return 0;
+}
+
+/* Run one queued fd dispatch, unless its registration changed since. */
+void loop__io_dispatch(loop_t *loop, int fd, unsigned dir, uint32_t gen)
+{
+    struct loop__fd *f = &loop->fds[fd];
+    if (dir == LOOP_READABLE && f->rfn && f->rgen == gen)
+        f->rfn(loop, fd, f->revents, f->rarg);
+    else if (dir == LOOP_WRITABLE && f->wfn && f->wgen == gen)
+        f->wfn(loop, fd, f->revents, f->warg);
+}

@@ -1,0 +1,161 @@
+/*
+ * Timers: a binary min-heap of (deadline, sequence, slot).  The sequence
+ * number is the schedule order, so equal deadlines pop in the order they
+ * were scheduled.  Each slot remembers its heap position, which makes
+ * cancel O(log n).  Entries carry their keys inline so that sifting never
+ * touches the slots except to record moves.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+static bool before(const struct loop__timer *a, const struct loop__timer *b)
+{
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void place(loop_t *loop, uint32_t pos, struct loop__timer t)
+{
+    loop->heap[pos] = t;
+    loop->slots[t.slot].pos = pos;
+}
+
+static void sift_up(loop_t *loop, uint32_t pos, struct loop__timer t)
+{
+    while (pos > 0) {
+        uint32_t parent = (pos - 1) / 2;
+        if (!before(&t, &loop->heap[parent]))
+            break;
+        place(loop, pos, loop->heap[parent]);
+        pos = parent;
+    }
+    place(loop, pos, t);
+}
+
+static void sift_down(loop_t *loop, uint32_t pos, struct loop__timer t)
+{
+    uint32_t n = loop->nheap;
+    for (;;) {
+        uint32_t child = 2 * pos + 1;
+        if (child >= n)
+            break;
+        if (child + 1 < n && before(&loop->heap[child + 1], &loop->heap[child]))
+            child++;
+        if (!before(&loop->heap[child], &t))
+            break;
+        place(loop, pos, loop->heap[child]);
+        pos = child;
+    }
+    place(loop, pos, t);
+}
+
+int loop__heap_push(loop_t *loop, uint64_t when, uint32_t slot)
+{
+    int err = loop__grow(loop, (void **)&loop->heap, &loop->heap_cap, sizeof(*loop->heap),
+                         loop->nheap + 1);
+    if (err)
+        return err;
+    struct loop__timer t = {when, loop->timer_seq++, slot};
+    sift_up(loop, loop->nheap++, t);
+    return 0;
+}
+
+void loop__heap_remove(loop_t *loop, uint32_t pos)
+{
+    struct loop__timer last = loop->heap[--loop->nheap];
+    if (pos == loop->nheap)
+        return;
+    if (pos > 0 && before(&last, &loop->heap[(pos - 1) / 2]))
+        sift_up(loop, pos, last);
+    else
+        sift_down(loop, pos, last);
+}
+
+uint64_t loop__heap_next(const loop_t *loop)
+{
+    return loop->nheap ? loop->heap[0].when : LOOP__NEVER;
+}
+
+/*
+ * Phase 4: queue every timer due by loop_now(), in (deadline, sequence)
+ * order.  A repeating timer is re-armed as it is queued, at its previous
+ * deadline plus its period, or now plus its period if that is past already:
+ * a stalled loop gets one run, not a burst.  If the ring cannot grow, the
+ * rest stay in the heap, due, for the next iteration.
+ */
+int loop__timers_expire(loop_t *loop)
+{
+    uint64_t now = loop->now;
+    while (loop->nheap && loop->heap[0].when <= now && loop->heap[0].when != LOOP__NEVER) {
+        int err = loop__ready_reserve(loop, 1);
+        if (err)
+            return err;
+        struct loop__timer top = loop->heap[0];
+        struct loop__slot *s = &loop->slots[top.slot];
+        if (s->period) {
+            uint64_t next = loop__deadline(top.when, s->period);
+            if (next <= now)
+                next = loop__deadline(now, s->period);
+            sift_down(loop, 0, (struct loop__timer){next, loop->timer_seq++, top.slot});
+        } else {
+            loop__heap_remove(loop, 0);
+            s->pos = LOOP__QUEUED;
+        }
+        loop__ready_push(loop, s->fn, s->arg, top.slot, s->gen);
+    }
+    return 0;
+}
+
+void loop__heap_free(loop_t *loop)
+{
+    loop__realloc(loop, loop->heap, 0);
+    loop->heap = NULL;
+    loop->nheap = loop->heap_cap = 0;
+}
+
+static int schedule(loop_t *loop, uint64_t when, uint64_t period, loop_fn *fn, void *arg,
+                    loop_handle *out)
+{
+    uint32_t i;
+    int err = loop__slot_new(loop, fn, arg, &i);
+    if (err)
+        return err;
+    loop->slots[i].period = period;
+    err = loop__heap_push(loop, when, i);
+    if (err) {
+        loop__slot_release(loop, i);
+        return err;
+    }
+    if (out)
+        *out = loop__slot_handle(loop, i);
+    return 0;
+}
+
+int loop_call_at(loop_t *loop, uint64_t when_ns, loop_fn *fn, void *arg, loop_handle *out)
+{
+    if (out)
+        *out = (loop_handle){0};
+    if (!loop || !fn)
+        return -EINVAL;
+    return schedule(loop, when_ns, 0, fn, arg, out);
+}
+
+int loop_call_later(loop_t *loop, uint64_t delay_ns, loop_fn *fn, void *arg, loop_handle *out)
+{
+    if (out)
+        *out = (loop_handle){0};
+    if (!loop || !fn)
+        return -EINVAL;
+    uint64_t when = loop__deadline(loop__clock_read(loop), delay_ns);
+    return schedule(loop, when, 0, fn, arg, out);
+}
+
+int loop_call_every(loop_t *loop, uint64_t period_ns, loop_fn *fn, void *arg, loop_handle *out)
+{
+    if (out)
+        *out = (loop_handle){0};
+    if (!loop || !fn || !period_ns)
+        return -EINVAL;
+    uint64_t when = loop__deadline(loop__clock_read(loop), period_ns);
+    return schedule(loop, when, period_ns, fn, arg, out);
+}

@@ -1,0 +1,101 @@
+/*
+ * loop__verify: the invariants of every part of struct loop, checked from
+ * the outside.  Tests call it after every operation of their randomised
+ * runs; nothing on a hot path calls it.
+ */
+#include "internal.h"
+
+#define CHECK(cond, msg)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            *why = msg;                                                                            \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static int verify_slots(const loop_t *loop, const char **why)
+{
+    uint32_t free_count = 0, live = 0;
+    CHECK(loop->nslots <= loop->slots_cap, "slots: count beyond capacity");
+    for (uint32_t i = loop->free_slot; i != UINT32_MAX; i = loop->slots[i].pos) {
+        CHECK(i < loop->nslots, "slots: free list leaves the slab");
+        CHECK(!(loop->slots[i].gen & 1), "slots: live slot on the free list");
+        CHECK(++free_count <= loop->nslots, "slots: free list has a cycle");
+    }
+    for (uint32_t i = 0; i < loop->nslots; i++) {
+        const struct loop__slot *s = &loop->slots[i];
+        if (!(s->gen & 1))
+            continue;
+        live++;
+        CHECK(s->pos == LOOP__QUEUED || s->pos < loop->nheap, "slots: position out of range");
+        CHECK(s->pos == LOOP__QUEUED || loop->heap[s->pos].slot == i,
+              "slots: heap position does not point back");
+    }
+    CHECK(live == loop->live_slots, "slots: live count is wrong");
+    CHECK(live + free_count == loop->nslots, "slots: a slot is neither live nor free");
+    return 0;
+}
+
+static int verify_heap(const loop_t *loop, const char **why)
+{
+    CHECK(loop->nheap <= loop->heap_cap, "heap: count beyond capacity");
+    for (uint32_t i = 0; i < loop->nheap; i++) {
+        const struct loop__timer *t = &loop->heap[i];
+        CHECK(t->slot < loop->nslots && (loop->slots[t->slot].gen & 1),
+              "heap: entry names a free slot");
+        CHECK(loop->slots[t->slot].pos == i, "heap: slot does not record its position");
+        CHECK(t->seq < loop->timer_seq, "heap: sequence from the future");
+        if (i == 0)
+            continue;
+        const struct loop__timer *p = &loop->heap[(i - 1) / 2];
+        CHECK(p->when < t->when || (p->when == t->when && p->seq < t->seq),
+              "heap: parent after child");
+    }
+    return 0;
+}
+
+static int verify_ring(const loop_t *loop, const char **why)
+{
+    CHECK(loop->ring_count <= loop->ring_cap, "ring: count beyond capacity");
+    CHECK(!(loop->ring_cap & (loop->ring_cap - 1)), "ring: capacity not a power of two");
+    CHECK(!loop->ring_cap || loop->ring_head < loop->ring_cap, "ring: head out of range");
+    for (uint32_t k = 0; k < loop->ring_count; k++) {
+        const struct loop__ready *e = &loop->ring[(loop->ring_head + k) & (loop->ring_cap - 1)];
+        if (!e->fn)
+            CHECK(e->ref < loop->nfds_cap, "ring: fd dispatch beyond the fd table");
+        else if (e->gen)
+            CHECK(e->ref < loop->nslots, "ring: entry names a slot beyond the slab");
+    }
+    return 0;
+}
+
+static int verify_fds(const loop_t *loop, const char **why)
+{
+    uint32_t watched = 0;
+    for (uint32_t fd = 0; fd < loop->nfds_cap; fd++) {
+        const struct loop__fd *f = &loop->fds[fd];
+        unsigned want = (f->rfn ? LOOP_READABLE : 0) | (f->wfn ? LOOP_WRITABLE : 0);
+        watched += want != 0;
+        CHECK(!f->rfn == !f->rgen, "fds: reader and its generation disagree");
+        CHECK(!f->wfn == !f->wgen, "fds: writer and its generation disagree");
+        CHECK(!want || f->inkernel, "fds: watched fd missing from the epoll set");
+        CHECK(want || !f->inkernel, "fds: unwatched fd left in the epoll set");
+        CHECK(f->dirty || !f->inkernel || f->kmask == want, "fds: change not queued");
+    }
+    CHECK(watched == loop->nwatched, "fds: watched count is wrong");
+    for (uint32_t i = 0; i < loop->nchanges; i++)
+        CHECK((uint32_t)loop->changes[i] < loop->nfds_cap, "fds: change beyond the table");
+    return 0;
+}
+
+int loop__verify(const loop_t *loop, const char **why)
+{
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    if (verify_slots(loop, why) || verify_heap(loop, why) || verify_ring(loop, why) ||
+        verify_fds(loop, why))
+        return -1;
+    *why = NULL;
+    return 0;
+}

@@ -1,0 +1,119 @@
+/*
+ * The slab behind loop_handle: random allocation and release through the
+ * public calls, with the free list, live count and generations checked
+ * after every operation, and stale handles proven harmless.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define N 2000
+
+static void assert_valid(const loop_t *loop)
+{
+    const char *why = NULL;
+    if (loop__verify(loop, &why) != 0)
+        fail_msg("invariant broken: %s", why);
+}
+
+static int runs[N];
+
+static void count(loop_t *loop, void *arg)
+{
+    (void)loop;
+    runs[(intptr_t)arg]++;
+}
+
+static void test_slab_free_list_and_generations_hold_under_random_ops(void **state)
+{
+    (void)state;
+    static loop_handle live[N], stale[N * 4];
+    static int is_live[N];
+    int nstale = 0;
+    loop_t *loop;
+    assert_int_equal(loop_new_with(&loop, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL}), 0);
+    srand(7);
+    for (int op = 0; op < 20000; op++) {
+        int i = rand() % N;
+        if (!is_live[i]) {
+            int r = rand() % 2 ? loop_call_soon(loop, count, (void *)(intptr_t)i, &live[i])
+                               : loop_call_later(loop, 1000, count, (void *)(intptr_t)i, &live[i]);
+            assert_int_equal(r, 0);
+            assert_true(live[i].id != 0);
+            is_live[i] = 1;
+        } else {
+            assert_int_equal(loop_cancel(loop, live[i]), 0);
+            if (nstale < N * 4)
+                stale[nstale++] = live[i];
+            is_live[i] = 0;
+        }
+        assert_valid(loop);
+        /* A stale handle never cancels what now lives in its slot. */
+        if (nstale)
+            assert_int_equal(loop_cancel(loop, stale[rand() % nstale]), -ENOENT);
+    }
+    uint32_t live_count = 0;
+    for (int i = 0; i < N; i++)
+        live_count += (uint32_t)is_live[i];
+    assert_int_equal(loop->live_slots, live_count);
+    assert_true(loop->nslots <= N); /* freed slots were reused, not leaked */
+    assert_int_equal(loop_run(loop), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(runs[i], is_live[i]);
+    assert_int_equal(loop->live_slots, 0);
+    assert_valid(loop);
+    assert_int_equal(loop_free(loop), 0);
+}
+
+static void test_handle_from_a_freed_slot_is_stale_after_reuse(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    loop_handle a, b;
+    assert_int_equal(loop_new(&loop), 0);
+    assert_int_equal(loop_call_soon(loop, count, (void *)0, &a), 0);
+    assert_int_equal(loop_cancel(loop, a), 0);
+    assert_int_equal(loop_call_soon(loop, count, (void *)1, &b), 0);
+    assert_int_equal((uint32_t)a.id, (uint32_t)b.id); /* same slot... */
+    assert_true(a.id != b.id);                         /* ...another generation */
+    assert_int_equal(loop_cancel(loop, a), -ENOENT);
+    runs[1] = 0;
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(runs[1], 1);
+    assert_int_equal(loop_free(loop), 0);
+}
+
+static void test_forged_handles_are_rejected(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    loop_handle h;
+    assert_int_equal(loop_new(&loop), 0);
+    assert_int_equal(loop_call_soon(loop, count, (void *)0, &h), 0);
+    assert_int_equal(loop_cancel(loop, (loop_handle){0}), -ENOENT);
+    assert_int_equal(loop_cancel(loop, (loop_handle){h.id + 1}), -ENOENT);         /* next slot */
+    assert_int_equal(loop_cancel(loop, (loop_handle){h.id ^ (1ull << 32)}), -ENOENT); /* even gen */
+    assert_int_equal(loop_cancel(loop, (loop_handle){UINT64_MAX}), -ENOENT);
+    assert_int_equal(loop_cancel(NULL, h), -EINVAL);
+    assert_int_equal(loop_cancel(loop, h), 0);
+    assert_valid(loop);
+    assert_int_equal(loop_free(loop), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slab_free_list_and_generations_hold_under_random_ops),
+        cmocka_unit_test(test_handle_from_a_freed_slot_is_stale_after_reuse),
+        cmocka_unit_test(test_forged_handles_are_rejected),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

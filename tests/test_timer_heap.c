@@ -1,0 +1,176 @@
+/*
+ * The timer heap, attacked at random: schedule, cancel and expire in random
+ * order against a reference list, checking every internal invariant
+ * (loop__verify) after every operation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MAXT 4096
+
+struct ref {
+    uint64_t when, seq;
+    loop_handle h;
+    int live;
+};
+
+static struct ref refs[MAXT];
+static int nrefs;
+static uint64_t seq;
+static int fired[MAXT], nfired;
+
+static void assert_valid(const loop_t *loop)
+{
+    const char *why = NULL;
+    if (loop__verify(loop, &why) != 0)
+        fail_msg("invariant broken: %s", why);
+}
+
+static void record(loop_t *loop, void *arg)
+{
+    (void)loop;
+    fired[nfired++] = (int)(intptr_t)arg;
+}
+
+static uint64_t rnd(uint64_t n)
+{
+    return ((uint64_t)rand() << 31 ^ (uint64_t)rand()) % n;
+}
+
+/* The reference: of the live timers due by now, the (when, seq) smallest. */
+static int ref_next_due(uint64_t now)
+{
+    int best = -1;
+    for (int i = 0; i < nrefs; i++) {
+        if (!refs[i].live || refs[i].when > now)
+            continue;
+        if (best < 0 || refs[i].when < refs[best].when ||
+            (refs[i].when == refs[best].when && refs[i].seq < refs[best].seq))
+            best = i;
+    }
+    return best;
+}
+
+static void run_random_heap(unsigned seed, int ops)
+{
+    loop_t *loop;
+    assert_int_equal(loop_new_with(&loop, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL,
+                                                          .strict_poll = true}),
+                     0);
+    srand(seed);
+    nrefs = 0;
+    nfired = 0;
+    seq = 0;
+
+    for (int op = 0; op < ops; op++) {
+        int kind = (int)rnd(10);
+        if (kind < 5 && nrefs < MAXT) {
+            /* Few distinct deadlines, so that ties are common. */
+            uint64_t when = loop_now(loop) + rnd(64);
+            struct ref *r = &refs[nrefs];
+            assert_int_equal(loop_call_at(loop, when, record, (void *)(intptr_t)nrefs, &r->h), 0);
+            r->when = when;
+            r->seq = seq++;
+            r->live = 1;
+            nrefs++;
+        } else if (kind < 8 && nrefs > 0) {
+            struct ref *r = &refs[rnd((uint64_t)nrefs)];
+            assert_int_equal(loop_cancel(loop, r->h), r->live ? 0 : -ENOENT);
+            r->live = 0;
+        } else {
+            assert_int_equal(loop_advance(loop, rnd(16)), 0);
+            int before = nfired;
+            assert_int_equal(loop_run_once(loop, 0), 0);
+            /* Everything due ran, in (deadline, schedule order). */
+            for (int k = before; k < nfired; k++) {
+                int want = ref_next_due(loop_now(loop));
+                assert_int_equal(fired[k], want);
+                refs[want].live = 0;
+            }
+            assert_int_equal(ref_next_due(loop_now(loop)), -1);
+        }
+        assert_valid(loop);
+    }
+    assert_int_equal(loop_free(loop), 0);
+}
+
+static void test_heap_pops_in_deadline_then_schedule_order_under_random_ops(void **state)
+{
+    (void)state;
+    for (unsigned seed = 1; seed <= 40; seed++)
+        run_random_heap(seed, 3000);
+}
+
+static void test_cancelled_timer_never_fires_and_leaves_heap_valid(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    assert_int_equal(loop_new_with(&loop, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL}), 0);
+    loop_handle h[100];
+    nfired = 0;
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(loop_call_later(loop, (uint64_t)(100 - i), record, (void *)(intptr_t)i,
+                                         &h[i]),
+                         0);
+    /* Cancel every other one, from the middle of the heap outwards. */
+    for (int i = 0; i < 100; i += 2) {
+        assert_int_equal(loop_cancel(loop, h[(i + 50) % 100]), 0);
+        assert_valid(loop);
+    }
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(nfired, 50);
+    for (int k = 0; k < 50; k++)
+        assert_int_equal(fired[k] % 2, 1); /* (i + 50) % 100 with i even is even */
+    assert_int_equal(fired[0], 99);        /* deadlines run 1..100 as i runs 99..0 */
+    assert_int_equal(loop_free(loop), 0);
+}
+
+static int every_runs;
+static loop_handle every_h;
+
+static void every_cb(loop_t *loop, void *arg)
+{
+    (void)arg;
+    every_runs++;
+    assert_valid(loop);
+    if (every_runs == 5)
+        assert_int_equal(loop_cancel(loop, every_h), 0);
+}
+
+static void test_repeating_timer_rearms_in_heap_and_stays_valid(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    assert_int_equal(loop_new_with(&loop, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL}), 0);
+    every_runs = 0;
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(loop_call_later(loop, LOOP_MS(i), record, NULL, NULL), 0);
+    assert_int_equal(loop_call_every(loop, LOOP_MS(7), every_cb, NULL, &every_h), 0);
+    nfired = 0;
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(every_runs, 5);
+    assert_int_equal(nfired, 50);
+    assert_int_equal(loop_now(loop), LOOP_MS(49));
+    assert_valid(loop);
+    assert_int_equal(loop_free(loop), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_heap_pops_in_deadline_then_schedule_order_under_random_ops),
+        cmocka_unit_test(test_cancelled_timer_never_fires_and_leaves_heap_valid),
+        cmocka_unit_test(test_repeating_timer_rearms_in_heap_and_stays_valid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
