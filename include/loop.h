@@ -288,6 +288,146 @@ LOOP_API int loop_remove_reader(loop_t *loop, int fd);
 /* As loop_remove_reader(), for the writer. */
 LOOP_API int loop_remove_writer(loop_t *loop, int fd);
 
+/* ---- Threads ---------------------------------------------------------- */
+
+/*
+ * Schedule fn(loop, arg) from any thread, including signal-free contexts of
+ * other threads and the loop's own thread.  Every call runs exactly once on
+ * the loop thread, and calls made by one thread run in the order that
+ * thread made them (calls are never merged).  They join the ready queue
+ * during the I/O phase of the loop's next iteration.  A loop blocked in its
+ * poll wakes at once: one eventfd write is made when the queue goes from
+ * empty to non-empty, and a full eventfd counter is never an error.
+ *
+ * Queued calls keep loop_run() alive; the channel itself does not: a loop
+ * that waits for work from other threads holds a loop_ref().  The
+ * allocator (loop_options.realloc) is called from the posting thread, under
+ * the queue's lock, when the queue grows.
+ *
+ * Returns 0, -EINVAL if loop or fn is NULL, or -ENOMEM (nothing queued).
+ * The loop must stay alive (not be freed) while other threads may call this.
+ */
+LOOP_API int loop_call_soon_threadsafe(loop_t *loop, loop_fn *fn, void *arg);
+
+/* ---- Signals ---------------------------------------------------------- */
+
+/*
+ * Run fn(loop, arg) on the loop thread, never in signal context, after
+ * signo is delivered to the process.  Works whether or not other threads
+ * block signo: a process-wide handler (sigaction, SA_RESTART) marks the
+ * signal pending and wakes the owning loop through its eventfd.
+ * Deliveries coalesce: however many arrive between two iterations, fn runs
+ * once in the next one (as with any Unix signal, a count is not kept).
+ *
+ * One loop at a time may own a signal.  Adding it again on the same loop
+ * replaces fn and arg.  A registered signal keeps loop_run() alive.
+ *
+ * Returns 0; -EINVAL for a NULL loop or fn, a number that is not a signal,
+ * SIGKILL, SIGSTOP, or a signal raised by faults (SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL), which cannot be handled by returning; -EBUSY if another loop
+ * owns signo; or an error of sigaction().
+ */
+LOOP_API int loop_add_signal(loop_t *loop, int signo, loop_fn *fn, void *arg);
+
+/*
+ * Stop handling signo and restore the disposition it had before
+ * loop_add_signal().  A run already queued for it is dropped.  Returns 0,
+ * -EINVAL for a NULL loop or a number that is not a signal, or -ENOENT if
+ * this loop does not handle signo.  loop_free() removes every signal.
+ */
+LOOP_API int loop_remove_signal(loop_t *loop, int signo);
+
+/* ---- Embedding in another main loop --------------------------------- */
+
+/*
+ * The loop's epoll fd, for a host loop to poll: it is readable when a
+ * watched fd is ready, a threadsafe call is queued or a signal arrived.
+ * Ready callbacks, due timers and queued epoll changes are announced by
+ * loop_timeout_ns() instead, so a host does:
+ *
+ *     poll(loop_fd(loop), POLLIN, loop_timeout_ns(loop) in ms, rounded up);
+ *     loop_run_once(loop, 0);
+ *
+ * Returns -EINVAL for NULL.  Do not read from it or close it.
+ */
+LOOP_API int loop_fd(const loop_t *loop);
+
+/*
+ * How long a host may sleep before calling loop_run_once() again, in ns:
+ * 0 while callbacks are ready, a stop is pending, fd changes are queued or
+ * a timer is due; else the time to the earliest timer (on a virtual clock:
+ * 0 whenever a timer is pending, as the next iteration jumps to it); -1 if
+ * only fds, signals or threadsafe calls can bring work.  -1 for NULL.
+ */
+LOOP_API int64_t loop_timeout_ns(const loop_t *loop);
+
+/*
+ * Call fn(loop, arg) just before / just after every poll of the kernel (not
+ * when an iteration skips its poll, see poll_interval).  For daemons that
+ * flush buffers before sleeping.  fn NULL removes the hook.  A hook may
+ * schedule callbacks; those scheduled before the poll make it not wait.
+ * Returns 0 or -EINVAL for a NULL loop.
+ */
+LOOP_API int loop_on_before_poll(loop_t *loop, loop_fn *fn, void *arg);
+LOOP_API int loop_on_after_poll(loop_t *loop, loop_fn *fn, void *arg);
+
+/* ---- Observability ---------------------------------------------------- */
+
+/*
+ * Counters since loop_new().  Times are on the loop's clock.  wait_ns is
+ * the time spent blocked in polls that were allowed to wait; busy_ns is
+ * the rest of the time spent inside loop_run()/loop_run_once() (running
+ * callbacks and zero-timeout polls).  Neither needs a clock read beyond the
+ * iteration's own.
+ */
+typedef struct {
+    uint64_t iterations; /* iterations run */
+    uint64_t polls;      /* kernel polls (iterations minus skipped polls) */
+    uint64_t callbacks;  /* callbacks and fd handlers run */
+    uint64_t events;     /* fd readiness events received */
+    uint64_t wait_ns;
+    uint64_t busy_ns;
+} loop_stats_t;
+
+/* Copy the counters into *out.  Returns 0 or -EINVAL for NULL arguments. */
+LOOP_API int loop_stats(const loop_t *loop, loop_stats_t *out);
+
+/* What loop_set_slow_callback() reports about one slow callback. */
+typedef struct {
+    loop_fn *fn;       /* the callback, or NULL for an fd handler */
+    loop_io_fn *io_fn; /* the fd handler, or NULL */
+    void *arg;         /* the argument it was given */
+    int fd;            /* the fd of an fd handler, else -1 */
+    uint64_t ns;       /* how long it ran, on CLOCK_MONOTONIC */
+} loop_slow_info;
+
+typedef void loop_slow_fn(loop_t *loop, const loop_slow_info *info, void *arg);
+
+/*
+ * Report every callback or fd handler that runs for threshold_ns or more,
+ * as asyncio's debug mode does: fn(loop, info, arg) is called right after
+ * it returns.  Costs one clock read per callback while set; threshold_ns 0
+ * or fn NULL turns it off.  Returns 0 or -EINVAL for a NULL loop.
+ */
+LOOP_API int loop_set_slow_callback(loop_t *loop, uint64_t threshold_ns, loop_slow_fn *fn,
+                                    void *arg);
+
+/* ---- fork ------------------------------------------------------------- */
+
+/*
+ * Call in the child after fork() to give its loop fds of its own: a new
+ * epoll set with every watched fd registered again, a new eventfd, and
+ * signal handlers that wake the child's loop.  Until then the child must
+ * not use the loop (it shares the parent's epoll set, and changing it
+ * would change the parent's).  The parent's loop is not affected either
+ * way.  Threadsafe calls queued at the fork stay queued in both.  It may
+ * be called from a callback: the child's iteration goes on with its new
+ * fds.  All the loop's fds are close-on-exec.  Returns 0, -EINVAL for NULL,
+ * or the error of creating the fds (the loop then keeps polling nothing:
+ * free it).
+ */
+LOOP_API int loop_fork(loop_t *loop);
+
 #ifdef __cplusplus
 }
 #endif

@@ -27,6 +27,8 @@
 
 #include "loop.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 
@@ -34,6 +36,13 @@
 #define LOOP__QUEUED UINT32_MAX  /* slot.pos of a slot whose callback is in the ring */
 #define LOOP__MAX_EVENTS 512     /* epoll events taken per wait */
 #define LOOP__POLL_INTERVAL 64   /* default options.poll_interval */
+#define LOOP__WAKE_DATA UINT64_MAX /* epoll data of the loop's own eventfd */
+#define LOOP__NSIG 65            /* signal numbers 1..64 */
+
+/* Kinds of ring entries with fn == NULL, in their arg. */
+#define LOOP__DISPATCH_READ LOOP_READABLE
+#define LOOP__DISPATCH_WRITE LOOP_WRITABLE
+#define LOOP__DISPATCH_SIGNAL 0x10u
 
 struct loop__slot {
     loop_fn *fn;
@@ -67,6 +76,17 @@ struct loop__fd {
     uint8_t revents;     /* this iteration's events, as LOOP_* bits */
 };
 
+struct loop__post {
+    loop_fn *fn;
+    void *arg;
+};
+
+struct loop__signal {
+    loop_fn *fn; /* NULL: not handled by this loop */
+    void *arg;
+    uint32_t gen; /* registration generation: stale dispatches are dropped */
+};
+
 struct loop {
     /* allocator (loop.c) */
     void *(*realloc)(void *ctx, void *ptr, size_t size);
@@ -79,6 +99,16 @@ struct loop {
     bool strict_poll;
     uint32_t poll_interval;
     uint32_t unpolled; /* callbacks run since the last poll */
+    loop_fn *before_poll, *after_poll;
+    void *before_poll_arg, *after_poll_arg;
+    loop_stats_t stats;
+    uint64_t mark;       /* the last clock read of the current run */
+    uint64_t busy_start; /* where busy_ns counts from */
+    bool mark_fresh;     /* no user code ran since mark was read */
+    bool busy_valid;
+    uint64_t slow_ns; /* 0: slow callbacks are not reported */
+    loop_slow_fn *slow_fn;
+    void *slow_arg;
 
     /* clock (clock.c) */
     enum loop_clock clock;
@@ -108,6 +138,20 @@ struct loop {
     uint32_t io_gen;
     int *changes;
     uint32_t nchanges, changes_cap;
+
+    /* wake-ups and threadsafe calls (wakeup.c) */
+    int wakefd; /* eventfd in the epoll set */
+    pthread_mutex_t post_lock;
+    struct loop__post *posts; /* filled by any thread, under post_lock */
+    uint32_t nposts, posts_cap;
+    struct loop__post *drain; /* swapped with posts by the loop thread */
+    uint32_t drain_cap;
+
+    /* signals (signal.c) */
+    uint64_t signals; /* bit n: this loop handles signal n */
+    uint32_t sig_gen;
+    struct loop__signal sig[LOOP__NSIG];
+
     struct epoll_event events[LOOP__MAX_EVENTS];
 };
 
@@ -139,11 +183,30 @@ int loop__ready_reserve(loop_t *loop, uint32_t more);
 void loop__ready_run(loop_t *loop, uint32_t n);
 void loop__ready_free(loop_t *loop);
 
+/* loop.c: run one callback (timed, if slow callbacks are reported). */
+void loop__run_callback(loop_t *loop, loop_fn *fn, void *arg);
+void loop__run_io(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg);
+
 /* io_epoll.c */
 int loop__io_init(loop_t *loop);
+int loop__io_fork(loop_t *loop);
 int loop__io_poll(loop_t *loop, int64_t timeout_ns);
 void loop__io_dispatch(loop_t *loop, int fd, unsigned dir, uint32_t gen);
 void loop__io_free(loop_t *loop);
+
+/* wakeup.c */
+int loop__wakeup_init(loop_t *loop);
+int loop__wakeup_fork(loop_t *loop);
+int loop__wakeup_drain(loop_t *loop);
+void loop__wakeup_signal(loop_t *loop);
+bool loop__wakeup_pending(loop_t *loop);
+void loop__wakeup_free(loop_t *loop);
+
+/* signal.c */
+int loop__signal_collect(loop_t *loop);
+void loop__signal_dispatch(loop_t *loop, int signo, uint32_t gen);
+void loop__signal_fork(loop_t *loop);
+void loop__signal_free(loop_t *loop);
 
 /*
  * Check every internal invariant (heap order and positions, slot free list

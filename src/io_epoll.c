@@ -93,6 +93,29 @@ static int sync_fd(loop_t *loop, int fd)
     return 0;
 }
 
+/*
+ * In a forked child: the epoll set is shared with the parent, so changing
+ * it would change the parent's.  Make a new one and register every watched
+ * fd in it again; pending changes are subsumed.
+ */
+int loop__io_fork(loop_t *loop)
+{
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        return -errno;
+    close(loop->epfd);
+    loop->epfd = epfd;
+    loop->nchanges = 0;
+    for (uint32_t fd = 0; fd < loop->nfds_cap; fd++) {
+        struct loop__fd *f = &loop->fds[fd];
+        f->dirty = 0;
+        f->inkernel = 0;
+        if (wanted(f))
+            sync_fd(loop, (int)fd); /* fails only for an fd the child closed */
+    }
+    return 0;
+}
+
 /* Defer an interest change to the next wait; if the list cannot grow, do it now. */
 static void queue_change(loop_t *loop, int fd)
 {
@@ -263,8 +286,14 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns)
 
     const unsigned rmask = LOOP_READABLE | LOOP_HUP | LOOP_ERROR;
     const unsigned wmask = LOOP_WRITABLE | LOOP_HUP | LOOP_ERROR;
+    int err = 0;
+    loop->stats.events += (uint64_t)n;
     for (int i = 0; i < n; i++) {
         uint64_t data = loop->events[i].data.u64;
+        if (data == LOOP__WAKE_DATA) {
+            err = loop__wakeup_drain(loop);
+            continue;
+        }
         uint32_t fd = (uint32_t)data;
         if (fd >= loop->nfds_cap)
             continue;
@@ -278,7 +307,7 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns)
         if (f->wfn && (ev & wmask))
             loop__ready_push(loop, NULL, (void *)(uintptr_t)LOOP_WRITABLE, fd, f->wgen);
     }
-    return 0;
+    return err;
 }
 
 /* Run one queued fd dispatch, unless its registration changed since. */
@@ -286,7 +315,7 @@ void loop__io_dispatch(loop_t *loop, int fd, unsigned dir, uint32_t gen)
 {
     struct loop__fd *f = &loop->fds[fd];
     if (dir == LOOP_READABLE && f->rfn && f->rgen == gen)
-        f->rfn(loop, fd, f->revents, f->rarg);
+        loop__run_io(loop, f->rfn, fd, f->revents, f->rarg);
     else if (dir == LOOP_WRITABLE && f->wfn && f->wgen == gen)
-        f->wfn(loop, fd, f->revents, f->warg);
+        loop__run_io(loop, f->wfn, fd, f->revents, f->warg);
 }

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
 void *loop__realloc(loop_t *loop, void *ptr, size_t size)
 {
@@ -72,6 +72,11 @@ int loop_new_with(loop_t **out, const loop_options *opts)
     loop->now = loop__clock_read(loop);
 
     int err = loop__io_init(loop);
+    if (!err) {
+        err = loop__wakeup_init(loop);
+        if (err)
+            loop__io_free(loop);
+    }
     if (err) {
         loop__realloc(loop, loop, 0);
         return err;
@@ -86,12 +91,26 @@ int loop_free(loop_t *loop)
         return -EINVAL;
     if (loop->running)
         return -EBUSY;
+    loop__signal_free(loop);
+    loop__wakeup_free(loop);
     loop__io_free(loop);
     loop__ready_free(loop);
     loop__heap_free(loop);
     loop__slots_free(loop);
     loop__realloc(loop, loop, 0);
     return 0;
+}
+
+int loop_fork(loop_t *loop)
+{
+    if (!loop)
+        return -EINVAL;
+    int err = loop__io_fork(loop);
+    if (!err)
+        err = loop__wakeup_fork(loop);
+    if (!err)
+        loop__signal_fork(loop);
+    return err;
 }
 
 void loop_stop(loop_t *loop)
@@ -112,10 +131,136 @@ void loop_unref(loop_t *loop)
         loop->refs--;
 }
 
-/* Could anything ever run a callback again? */
-static bool alive(const loop_t *loop)
+int loop_fd(const loop_t *loop)
 {
-    return loop->ring_count || loop->nheap || loop->nwatched || loop->refs;
+    return loop ? loop->epfd : -EINVAL;
+}
+
+int loop_on_before_poll(loop_t *loop, loop_fn *fn, void *arg)
+{
+    if (!loop)
+        return -EINVAL;
+    loop->before_poll = fn;
+    loop->before_poll_arg = arg;
+    return 0;
+}
+
+int loop_on_after_poll(loop_t *loop, loop_fn *fn, void *arg)
+{
+    if (!loop)
+        return -EINVAL;
+    loop->after_poll = fn;
+    loop->after_poll_arg = arg;
+    return 0;
+}
+
+int loop_stats(const loop_t *loop, loop_stats_t *out)
+{
+    if (!loop || !out)
+        return -EINVAL;
+    *out = loop->stats;
+    return 0;
+}
+
+int loop_set_slow_callback(loop_t *loop, uint64_t threshold_ns, loop_slow_fn *fn, void *arg)
+{
+    if (!loop)
+        return -EINVAL;
+    loop->slow_ns = fn ? threshold_ns : 0;
+    loop->slow_fn = fn;
+    loop->slow_arg = arg;
+    return 0;
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void report_slow(loop_t *loop, loop_slow_info *info, uint64_t start)
+{
+    info->ns = monotonic_ns() - start;
+    if (info->ns >= loop->slow_ns && loop->slow_fn)
+        loop->slow_fn(loop, info, loop->slow_arg);
+}
+
+void loop__run_callback(loop_t *loop, loop_fn *fn, void *arg)
+{
+    loop->stats.callbacks++;
+    if (!loop->slow_ns) {
+        fn(loop, arg);
+        return;
+    }
+    uint64_t start = monotonic_ns();
+    fn(loop, arg);
+    report_slow(loop, &(loop_slow_info){.fn = fn, .arg = arg, .fd = -1}, start);
+}
+
+void loop__run_io(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg)
+{
+    loop->stats.callbacks++;
+    if (!loop->slow_ns) {
+        fn(loop, fd, events, arg);
+        return;
+    }
+    uint64_t start = monotonic_ns();
+    fn(loop, fd, events, arg);
+    report_slow(loop, &(loop_slow_info){.io_fn = fn, .arg = arg, .fd = fd}, start);
+}
+
+/* Could anything ever run a callback again? */
+static bool alive(loop_t *loop)
+{
+    return loop->ring_count || loop->nheap || loop->nwatched || loop->refs || loop->signals ||
+           loop__wakeup_pending(loop);
+}
+
+int64_t loop_timeout_ns(const loop_t *loop)
+{
+    if (!loop)
+        return -1;
+    if (loop->ring_count || loop->stop_requested || loop->nchanges)
+        return 0;
+    uint64_t when = loop__heap_next(loop);
+    if (when == LOOP__NEVER)
+        return -1;
+    if (loop->clock == LOOP_CLOCK_VIRTUAL)
+        return 0;
+    uint64_t now = loop__clock_read(loop);
+    uint64_t d = when > now ? when - now : 0;
+    return d > INT64_MAX ? INT64_MAX : (int64_t)d;
+}
+
+/*
+ * The clock, fresh.  The read that ended the previous iteration is still
+ * fresh if no user code ran since (a before-poll hook may have): reusing
+ * it keeps an iteration of loop_run at two clock reads.
+ */
+static uint64_t fresh_now(loop_t *loop)
+{
+    if (!loop->mark_fresh) {
+        loop->mark = loop__clock_read(loop);
+        loop->mark_fresh = true;
+    }
+    return loop->mark;
+}
+
+/*
+ * Time accounting from the reads the loop makes anyway: wait_ns runs from
+ * the read before a waiting poll to the read after it; busy_ns runs from
+ * the end of one wait (or the first poll of a run) to the start of the next
+ * wait or the end of the iteration.
+ */
+static void account(loop_t *loop, uint64_t until, bool restart)
+{
+    if (loop->busy_valid)
+        loop->stats.busy_ns += until - loop->busy_start;
+    if (loop->busy_valid || restart) {
+        loop->busy_start = until;
+        loop->busy_valid = true;
+    }
 }
 
 /* Phase 1: how long the poll may wait; -1 is forever. */
@@ -126,9 +271,8 @@ static int64_t poll_timeout(loop_t *loop, int64_t cap)
     uint64_t when = loop__heap_next(loop);
     int64_t t = -1;
     if (when != LOOP__NEVER) {
-        if (loop->clock == LOOP_CLOCK_MONOTONIC)
-            loop->now = loop__clock_read(loop); /* wait from now, not the iteration's start */
-        uint64_t d = when > loop->now ? when - loop->now : 0;
+        uint64_t now = fresh_now(loop); /* wait from now, not from the iteration's start */
+        uint64_t d = when > now ? when - now : 0;
         t = d > INT64_MAX ? INT64_MAX : (int64_t)d;
     }
     if (cap >= 0 && (t < 0 || t > cap))
@@ -137,17 +281,28 @@ static int64_t poll_timeout(loop_t *loop, int64_t cap)
 }
 
 /*
- * Phase 2, with the default (non-strict) shortcut: while callbacks are
- * ready anyway, the zero-timeout poll and the clock read are skipped until
- * poll_interval callbacks have run since the last poll.
+ * Phases 1-3.  By default (not strict_poll), while callbacks are ready
+ * anyway, the zero-timeout poll and its clock read are skipped until
+ * poll_interval callbacks have run since the last poll: a call_soon chain
+ * then runs at queue speed, and I/O and timers wait at most that many
+ * callbacks.  Returns 1 if it polled, 0 if not, or a negative error.
  */
-static int poll_io(loop_t *loop, int64_t timeout)
+static int poll_phase(loop_t *loop, int64_t cap)
 {
-    if (timeout == 0 && loop->ring_count && !loop->strict_poll &&
-        loop->unpolled < loop->poll_interval && !loop->stop_requested)
+    if (loop->ring_count && !loop->strict_poll && loop->unpolled < loop->poll_interval &&
+        !loop->stop_requested)
         return 0;
     loop->unpolled = 0;
+    loop->stats.polls++;
+    if (loop->before_poll) {
+        loop->before_poll(loop, loop->before_poll_arg);
+        loop->mark_fresh = false;
+    }
 
+    int64_t timeout = poll_timeout(loop, cap);
+    if (timeout)
+        account(loop, fresh_now(loop), false);
+    uint64_t start = loop->mark;
     int err;
     if (loop->clock == LOOP_CLOCK_VIRTUAL) {
         /* Never sleep while virtual time can jump instead; block only when
@@ -155,22 +310,45 @@ static int poll_io(loop_t *loop, int64_t timeout)
         err = loop__io_poll(loop, timeout < 0 ? -1 : 0);
         if (timeout > 0 && !err)
             loop->now = loop__deadline(loop->now, (uint64_t)timeout);
-        return err;
+    } else {
+        err = loop__io_poll(loop, timeout);
+        loop->now = loop__clock_read(loop);
     }
-    err = loop__io_poll(loop, timeout);
-    loop->now = loop__clock_read(loop);
-    return err;
+    loop->mark_fresh = false;
+    if (timeout) {
+        loop->stats.wait_ns += loop->now - start;
+        loop->busy_start = loop->now;
+        loop->busy_valid = true;
+    } else {
+        account(loop, loop->now, true);
+    }
+    if (loop->after_poll)
+        loop->after_poll(loop, loop->after_poll_arg);
+    return err < 0 ? err : 1;
+}
+
+/* The end of an iteration's (or a run's) work: account for it, and keep
+ * the read fresh for the next poll's timeout. */
+static void end_busy(loop_t *loop)
+{
+    loop->mark = loop__clock_read(loop);
+    loop->mark_fresh = true;
+    account(loop, loop->mark, false);
 }
 
 static int iterate(loop_t *loop, int64_t cap)
 {
-    int err = poll_io(loop, poll_timeout(loop, cap)); /* phases 1-3 */
+    int polled = poll_phase(loop, cap);                 /* phases 1-3 */
+    int err = polled < 0 ? polled : 0;
     if (!err)
         err = loop__timers_expire(loop);                /* phase 4 */
     uint32_t n = loop->ring_count;                      /* phase 5: the snapshot */
     loop->unpolled += n;
     loop__ready_run(loop, n);
-    return err;
+    loop->stats.iterations++;
+    if (polled)
+        end_busy(loop);
+    return err < 0 ? err : polled;
 }
 
 static int run(loop_t *loop, int64_t cap, bool once)
@@ -180,16 +358,20 @@ static int run(loop_t *loop, int64_t cap, bool once)
     if (loop->running)
         return -EBUSY;
     loop->running = 1;
-    int err = 0;
+    loop->mark_fresh = false; /* time passed outside */
+    loop->busy_valid = false;
+    int r = 0;
     if (once || alive(loop) || loop->stop_requested) {
         do
-            err = iterate(loop, cap);
-        while (!once && !err && !loop->stop_requested && alive(loop));
+            r = iterate(loop, cap);
+        while (!once && r >= 0 && !loop->stop_requested && alive(loop));
+        if (r == 0)
+            end_busy(loop); /* the last iteration skipped its poll */
     }
-    if (!err)
+    if (r >= 0)
         loop->stop_requested = 0;
     loop->running = 0;
-    return err;
+    return r < 0 ? r : 0;
 }
 
 int loop_run(loop_t *loop)

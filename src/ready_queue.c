@@ -49,7 +49,11 @@ void loop__ready_run(loop_t *loop, uint32_t n)
         loop->ring_head = (loop->ring_head + 1) & (loop->ring_cap - 1);
         loop->ring_count--;
         if (!e.fn) {
-            loop__io_dispatch(loop, (int)e.ref, (unsigned)(uintptr_t)e.arg, e.gen);
+            unsigned kind = (unsigned)(uintptr_t)e.arg;
+            if (kind == LOOP__DISPATCH_SIGNAL)
+                loop__signal_dispatch(loop, (int)e.ref, e.gen);
+            else
+                loop__io_dispatch(loop, (int)e.ref, kind, e.gen);
             continue;
         }
         if (e.gen) {
@@ -59,7 +63,7 @@ void loop__ready_run(loop_t *loop, uint32_t n)
             if (s->pos == LOOP__QUEUED)
                 loop__slot_release(loop, e.ref); /* one-shot: it has run */
         }
-        e.fn(loop, e.arg);
+        loop__run_callback(loop, e.fn, e.arg);
     }
 }
 

@@ -61,7 +61,9 @@ static int verify_ring(const loop_t *loop, const char **why)
     CHECK(!loop->ring_cap || loop->ring_head < loop->ring_cap, "ring: head out of range");
     for (uint32_t k = 0; k < loop->ring_count; k++) {
         const struct loop__ready *e = &loop->ring[(loop->ring_head + k) & (loop->ring_cap - 1)];
-        if (!e->fn)
+        if (!e->fn && (uintptr_t)e->arg == LOOP__DISPATCH_SIGNAL)
+            CHECK(e->ref > 0 && e->ref < LOOP__NSIG, "ring: signal dispatch of no signal");
+        else if (!e->fn)
             CHECK(e->ref < loop->nfds_cap, "ring: fd dispatch beyond the fd table");
         else if (e->gen)
             CHECK(e->ref < loop->nslots, "ring: entry names a slot beyond the slab");
@@ -83,6 +85,9 @@ static int verify_fds(const loop_t *loop, const char **why)
         CHECK(f->dirty || !f->inkernel || f->kmask == want, "fds: change not queued");
     }
     CHECK(watched == loop->nwatched, "fds: watched count is wrong");
+    for (int signo = 1; signo < LOOP__NSIG; signo++)
+        CHECK(!(loop->signals >> (signo - 1) & 1) == !loop->sig[signo].fn,
+              "signals: mask and handlers disagree");
     for (uint32_t i = 0; i < loop->nchanges; i++)
         CHECK((uint32_t)loop->changes[i] < loop->nfds_cap, "fds: change beyond the table");
     return 0;

@@ -1,0 +1,130 @@
+/*
+ * The loop's eventfd and the threadsafe queue.
+ *
+ * Other threads append to `posts` under post_lock and write the eventfd
+ * only when the queue goes from empty to non-empty.  The loop thread, woken
+ * by the eventfd, first reads it (resetting the counter) and then swaps
+ * `posts` with its spare array under the lock: a post that comes after the
+ * swap finds the queue empty and writes again, one that comes between the
+ * read and the swap is taken by this swap, so no wake-up is ever lost.
+ * The lock is held for an append or a pointer swap, never while callbacks
+ * run; the arrays only grow, so steady state allocates nothing.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+static int open_wakefd(loop_t *loop)
+{
+    loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->wakefd < 0)
+        return -errno;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LOOP__WAKE_DATA};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev)) {
+        int err = -errno;
+        close(loop->wakefd);
+        loop->wakefd = -1;
+        return err;
+    }
+    return 0;
+}
+
+int loop__wakeup_init(loop_t *loop)
+{
+    int err = pthread_mutex_init(&loop->post_lock, NULL);
+    if (err)
+        return -err;
+    err = open_wakefd(loop);
+    if (err)
+        pthread_mutex_destroy(&loop->post_lock);
+    return err;
+}
+
+/* In a forked child: the parent's threads are gone, and so may be a holder
+ * of the lock; the eventfd is shared with the parent. */
+int loop__wakeup_fork(loop_t *loop)
+{
+    int err = pthread_mutex_init(&loop->post_lock, NULL);
+    if (err)
+        return -err;
+    close(loop->wakefd);
+    err = open_wakefd(loop);
+    if (!err && loop->nposts)
+        loop__wakeup_signal(loop); /* posts inherited from the parent */
+    return err;
+}
+
+void loop__wakeup_free(loop_t *loop)
+{
+    close(loop->wakefd);
+    pthread_mutex_destroy(&loop->post_lock);
+    loop__realloc(loop, loop->posts, 0);
+    loop__realloc(loop, loop->drain, 0);
+    loop->posts = loop->drain = NULL;
+}
+
+/* Async-signal-safe.  EAGAIN means the counter is full: it is non-zero, so
+ * the loop wakes anyway. */
+void loop__wakeup_signal(loop_t *loop)
+{
+    uint64_t one = 1;
+    ssize_t n = write(loop->wakefd, &one, sizeof(one));
+    (void)n;
+}
+
+bool loop__wakeup_pending(loop_t *loop)
+{
+    return __atomic_load_n(&loop->nposts, __ATOMIC_RELAXED) != 0;
+}
+
+int loop_call_soon_threadsafe(loop_t *loop, loop_fn *fn, void *arg)
+{
+    if (!loop || !fn)
+        return -EINVAL;
+    pthread_mutex_lock(&loop->post_lock);
+    uint32_t n = loop->nposts;
+    int err = loop__grow(loop, (void **)&loop->posts, &loop->posts_cap, sizeof(*loop->posts),
+                         n + 1);
+    if (!err) {
+        loop->posts[n] = (struct loop__post){fn, arg};
+        __atomic_store_n(&loop->nposts, n + 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&loop->post_lock);
+    if (!err && n == 0)
+        loop__wakeup_signal(loop);
+    return err;
+}
+
+/* The eventfd fired: collect signals and threadsafe calls into the ring. */
+int loop__wakeup_drain(loop_t *loop)
+{
+    uint64_t count;
+    ssize_t r = read(loop->wakefd, &count, sizeof(count));
+    (void)r; /* EAGAIN: a spurious wake-up; nothing else can fail here */
+
+    int err = loop__signal_collect(loop);
+    pthread_mutex_lock(&loop->post_lock);
+    uint32_t n = loop->nposts;
+    if (!err && n)
+        err = loop__ready_reserve(loop, n);
+    if (!err && n) {
+        /* The spare must be able to take the next posts without a gap. */
+        struct loop__post *spare = loop->drain;
+        uint32_t spare_cap = loop->drain_cap;
+        loop->drain = loop->posts;
+        loop->drain_cap = loop->posts_cap;
+        loop->posts = spare;
+        loop->posts_cap = spare_cap;
+        __atomic_store_n(&loop->nposts, 0, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&loop->post_lock);
+    if (err) {
+        loop__wakeup_signal(loop); /* try again at the next iteration */
+        return err;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        loop__ready_push(loop, loop->drain[i].fn, loop->drain[i].arg, 0, 0);
+    return 0;
+}
