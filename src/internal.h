@@ -96,8 +96,7 @@ struct loop {
     int running;
     int stop_requested;
     uint32_t refs;
-    bool strict_poll;
-    uint32_t poll_interval;
+    uint32_t poll_interval; /* 0: strict, poll every iteration */
     uint32_t unpolled; /* callbacks run since the last poll */
     loop_fn *before_poll, *after_poll;
     void *before_poll_arg, *after_poll_arg;
@@ -127,7 +126,8 @@ struct loop {
 
     /* ready ring (ready_queue.c) */
     struct loop__ready *ring;
-    uint32_t ring_head, ring_count, ring_cap; /* cap: 0 or a power of two */
+    uint32_t ring_head, ring_tail; /* free-running: count is tail - head */
+    uint32_t ring_cap, ring_mask;  /* cap: 0 or a power of two; mask: cap - 1 */
 
     /* fds (io_epoll.c) */
     int epfd;
@@ -181,11 +181,31 @@ void loop__heap_free(loop_t *loop);
 int loop__ready_push(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_t gen);
 int loop__ready_reserve(loop_t *loop, uint32_t more);
 void loop__ready_run(loop_t *loop, uint32_t n);
+void loop__ready_run_snapshots(loop_t *loop, bool chain);
 void loop__ready_free(loop_t *loop);
 
 /* loop.c: run one callback (timed, if slow callbacks are reported). */
-void loop__run_callback(loop_t *loop, loop_fn *fn, void *arg);
+void loop__run_timed(loop_t *loop, loop_fn *fn, void *arg);
 void loop__run_io(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg);
+
+static inline void loop__run_callback(loop_t *loop, loop_fn *fn, void *arg)
+{
+    loop->stats.callbacks++;
+    if (__builtin_expect(loop->slow_ns != 0, 0))
+        loop__run_timed(loop, fn, arg);
+    else
+        fn(loop, arg);
+}
+
+static inline uint32_t loop__ready_count(const loop_t *loop)
+{
+    return loop->ring_tail - loop->ring_head;
+}
+
+static inline bool loop__timer_due(const loop_t *loop)
+{
+    return loop->nheap && loop->heap[0].when <= loop->now;
+}
 
 /* io_epoll.c */
 int loop__io_init(loop_t *loop);

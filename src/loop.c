@@ -65,8 +65,10 @@ int loop_new_with(loop_t **out, const loop_options *opts)
     memset(loop, 0, offsetof(loop_t, events));
     loop->realloc = opts->realloc;
     loop->alloc_ctx = opts->alloc_ctx;
-    loop->strict_poll = opts->strict_poll;
+    /* Strict is a budget of no callbacks between polls: one test, not two. */
     loop->poll_interval = opts->poll_interval ? opts->poll_interval : LOOP__POLL_INTERVAL;
+    if (opts->strict_poll)
+        loop->poll_interval = 0;
     loop->clock = opts->clock;
     loop->free_slot = UINT32_MAX;
     loop->now = loop__clock_read(loop);
@@ -186,13 +188,8 @@ static void report_slow(loop_t *loop, loop_slow_info *info, uint64_t start)
         loop->slow_fn(loop, info, loop->slow_arg);
 }
 
-void loop__run_callback(loop_t *loop, loop_fn *fn, void *arg)
+void loop__run_timed(loop_t *loop, loop_fn *fn, void *arg)
 {
-    loop->stats.callbacks++;
-    if (!loop->slow_ns) {
-        fn(loop, arg);
-        return;
-    }
     uint64_t start = monotonic_ns();
     fn(loop, arg);
     report_slow(loop, &(loop_slow_info){.fn = fn, .arg = arg, .fd = -1}, start);
@@ -213,7 +210,7 @@ void loop__run_io(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *a
 /* Could anything ever run a callback again? */
 static bool alive(loop_t *loop)
 {
-    return loop->ring_count || loop->nheap || loop->nwatched || loop->refs || loop->signals ||
+    return loop__ready_count(loop) || loop->nheap || loop->nwatched || loop->refs || loop->signals ||
            loop__wakeup_pending(loop);
 }
 
@@ -221,7 +218,7 @@ int64_t loop_timeout_ns(const loop_t *loop)
 {
     if (!loop)
         return -1;
-    if (loop->ring_count || loop->stop_requested || loop->nchanges)
+    if (loop__ready_count(loop) || loop->stop_requested || loop->nchanges)
         return 0;
     uint64_t when = loop__heap_next(loop);
     if (when == LOOP__NEVER)
@@ -266,7 +263,7 @@ static void account(loop_t *loop, uint64_t until, bool restart)
 /* Phase 1: how long the poll may wait; -1 is forever. */
 static int64_t poll_timeout(loop_t *loop, int64_t cap)
 {
-    if (loop->ring_count || loop->stop_requested || !alive(loop))
+    if (loop__ready_count(loop) || loop->stop_requested || !alive(loop))
         return 0;
     uint64_t when = loop__heap_next(loop);
     int64_t t = -1;
@@ -280,6 +277,12 @@ static int64_t poll_timeout(loop_t *loop, int64_t cap)
     return t;
 }
 
+static bool may_skip_poll(const loop_t *loop)
+{
+    return loop__ready_count(loop) && loop->unpolled < loop->poll_interval &&
+           !loop->stop_requested;
+}
+
 /*
  * Phases 1-3.  By default (not strict_poll), while callbacks are ready
  * anyway, the zero-timeout poll and its clock read are skipped until
@@ -289,8 +292,7 @@ static int64_t poll_timeout(loop_t *loop, int64_t cap)
  */
 static int poll_phase(loop_t *loop, int64_t cap)
 {
-    if (loop->ring_count && !loop->strict_poll && loop->unpolled < loop->poll_interval &&
-        !loop->stop_requested)
+    if (may_skip_poll(loop))
         return 0;
     loop->unpolled = 0;
     loop->stats.polls++;
@@ -336,16 +338,13 @@ static void end_busy(loop_t *loop)
     account(loop, loop->mark, false);
 }
 
-static int iterate(loop_t *loop, int64_t cap)
+static int iterate(loop_t *loop, int64_t cap, bool once)
 {
     int polled = poll_phase(loop, cap);                 /* phases 1-3 */
     int err = polled < 0 ? polled : 0;
-    if (!err)
+    if (!err && loop__timer_due(loop))
         err = loop__timers_expire(loop);                /* phase 4 */
-    uint32_t n = loop->ring_count;                      /* phase 5: the snapshot */
-    loop->unpolled += n;
-    loop__ready_run(loop, n);
-    loop->stats.iterations++;
+    loop__ready_run_snapshots(loop, !once);             /* phase 5 */
     if (polled)
         end_busy(loop);
     return err < 0 ? err : polled;
@@ -363,7 +362,7 @@ static int run(loop_t *loop, int64_t cap, bool once)
     int r = 0;
     if (once || alive(loop) || loop->stop_requested) {
         do
-            r = iterate(loop, cap);
+            r = iterate(loop, cap, once);
         while (!once && r >= 0 && !loop->stop_requested && alive(loop));
         if (r == 0)
             end_busy(loop); /* the last iteration skipped its poll */

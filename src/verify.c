@@ -56,11 +56,12 @@ static int verify_heap(const loop_t *loop, const char **why)
 
 static int verify_ring(const loop_t *loop, const char **why)
 {
-    CHECK(loop->ring_count <= loop->ring_cap, "ring: count beyond capacity");
+    uint32_t count = loop__ready_count(loop);
+    CHECK(count <= loop->ring_cap, "ring: count beyond capacity");
     CHECK(!(loop->ring_cap & (loop->ring_cap - 1)), "ring: capacity not a power of two");
-    CHECK(!loop->ring_cap || loop->ring_head < loop->ring_cap, "ring: head out of range");
-    for (uint32_t k = 0; k < loop->ring_count; k++) {
-        const struct loop__ready *e = &loop->ring[(loop->ring_head + k) & (loop->ring_cap - 1)];
+    CHECK(!loop->ring_cap || loop->ring_mask == loop->ring_cap - 1, "ring: mask is not cap - 1");
+    for (uint32_t k = 0; k < count; k++) {
+        const struct loop__ready *e = &loop->ring[(loop->ring_head + k) & loop->ring_mask];
         if (!e->fn && (uintptr_t)e->arg == LOOP__DISPATCH_SIGNAL)
             CHECK(e->ref > 0 && e->ref < LOOP__NSIG, "ring: signal dispatch of no signal");
         else if (!e->fn)

@@ -46,10 +46,10 @@ static void test_ring_keeps_fifo_order_when_growing_while_wrapped(void **state)
         for (int i = 0; i < more; i++)
             assert_int_equal(loop_call_soon(loop, in_order, (void *)(intptr_t)pushed++, NULL), 0);
         assert_valid(loop);
-        loop__ready_run(loop, (uint32_t)(rand() % (loop->ring_count + 1)));
+        loop__ready_run(loop, (uint32_t)(rand() % (loop__ready_count(loop) + 1)));
         assert_valid(loop);
     }
-    loop__ready_run(loop, loop->ring_count);
+    loop__ready_run(loop, loop__ready_count(loop));
     assert_int_equal(seen, pushed);
     assert_int_equal(loop_free(loop), 0);
 }
