@@ -248,6 +248,23 @@ LOOP_API int loop_call_every(loop_t *loop, uint64_t period_ns, loop_fn *fn, void
                              loop_handle *out);
 
 /*
+ * Move the callback h names to a new deadline, keeping its handle: it runs
+ * once delay_ns after this call (counted as loop_call_later counts), or once
+ * loop_now() >= when_ns, instead of when it was going to run.  The cheap way
+ * to push back an idle timeout: one O(log n) move, where loop_cancel()
+ * and loop_call_later() make two and recycle a slot.  Works on any pending
+ * one-shot callback, even one already queued to run in this iteration (that
+ * run is dropped) or one scheduled with loop_call_soon() (it becomes a
+ * timer).  A repeating timer's next run moves, and its period goes on from
+ * there; a run of it already queued in this iteration still happens.
+ * Among equal deadlines it counts as scheduled now.  Returns 0, -EINVAL for
+ * a NULL loop, -ENOENT if h is stale (as loop_cancel()), or -ENOMEM (only
+ * when h was queued to run: it is then left queued).
+ */
+LOOP_API int loop_reschedule(loop_t *loop, loop_handle h, uint64_t delay_ns);
+LOOP_API int loop_reschedule_at(loop_t *loop, loop_handle h, uint64_t when_ns);
+
+/*
  * Cancel a scheduled callback: it will not run, even if it is already
  * queued in the current iteration.  Returns 0, -EINVAL for a NULL loop, or
  * -ENOENT if the handle is {0}, already ran (one-shot callbacks count as run

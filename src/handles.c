@@ -26,8 +26,9 @@ int loop__slot_new(loop_t *loop, loop_fn *fn, void *arg, uint32_t *index)
     s->gen++; /* even (free) -> odd (live) */
     s->fn = fn;
     s->arg = arg;
-    s->period = 0;
     s->pos = LOOP__QUEUED;
+    if (i < loop->periods_cap)
+        loop->periods[i] = 0; /* slots past the array are one-shot anyway */
     loop->live_slots++;
     *index = i;
     return 0;
@@ -57,8 +58,27 @@ loop_handle loop__slot_handle(const loop_t *loop, uint32_t i)
     return (loop_handle){(uint64_t)loop->slots[i].gen << 32 | i};
 }
 
+/* The side array of periods grows to the slab's size on first use. */
+int loop__slot_set_period(loop_t *loop, uint32_t i, uint64_t period)
+{
+    uint32_t old = loop->periods_cap;
+    if (i >= old) {
+        int err = loop__grow(loop, (void **)&loop->periods, &loop->periods_cap,
+                             sizeof(*loop->periods), loop->slots_cap);
+        if (err)
+            return err;
+        for (uint32_t k = old; k < loop->periods_cap; k++)
+            loop->periods[k] = 0;
+    }
+    loop->periods[i] = period;
+    return 0;
+}
+
 void loop__slots_free(loop_t *loop)
 {
+    loop__realloc(loop, loop->periods, 0);
+    loop->periods = NULL;
+    loop->periods_cap = 0;
     loop__realloc(loop, loop->slots, 0);
     loop->slots = NULL;
     loop->nslots = loop->slots_cap = loop->live_slots = 0;

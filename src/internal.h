@@ -25,6 +25,11 @@
 #ifndef LOOP_INTERNAL_H
 #define LOOP_INTERNAL_H
 
+/* Before any system header: epoll_pwait2, eventfd and friends are Linux's. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
 #include "loop.h"
 
 #include <pthread.h>
@@ -44,12 +49,15 @@
 #define LOOP__DISPATCH_WRITE LOOP_WRITABLE
 #define LOOP__DISPATCH_SIGNAL 0x10u
 
+/*
+ * 24 bytes: with its 24-byte heap entry, a pending timer costs 48 bytes.
+ * Periods live in a side array that exists only once call_every is used.
+ */
 struct loop__slot {
     loop_fn *fn;
     void *arg;
-    uint64_t period; /* repeating timers; 0 for one-shot callbacks */
-    uint32_t gen;    /* odd: live; even: free */
-    uint32_t pos;    /* heap index, LOOP__QUEUED, or next free slot */
+    uint32_t gen; /* odd: live; even: free */
+    uint32_t pos; /* heap index, LOOP__QUEUED, or next free slot */
 };
 
 struct loop__timer {
@@ -118,6 +126,8 @@ struct loop {
     uint32_t nslots, slots_cap;
     uint32_t free_slot; /* head of the free list, or UINT32_MAX */
     uint32_t live_slots;
+    uint64_t *periods; /* per slot, 0 for one-shot; NULL until call_every */
+    uint32_t periods_cap;
 
     /* timers (timer_heap.c) */
     struct loop__timer *heap;
@@ -168,11 +178,18 @@ int loop__slot_new(loop_t *loop, loop_fn *fn, void *arg, uint32_t *index);
 void loop__slot_release(loop_t *loop, uint32_t index);
 struct loop__slot *loop__slot_get(loop_t *loop, loop_handle h, uint32_t *index);
 loop_handle loop__slot_handle(const loop_t *loop, uint32_t index);
+int loop__slot_set_period(loop_t *loop, uint32_t index, uint64_t period);
+
+static inline uint64_t loop__slot_period(const loop_t *loop, uint32_t index)
+{
+    return index < loop->periods_cap ? loop->periods[index] : 0;
+}
 void loop__slots_free(loop_t *loop);
 
 /* timer_heap.c */
 int loop__heap_push(loop_t *loop, uint64_t when, uint32_t slot);
 void loop__heap_remove(loop_t *loop, uint32_t pos);
+void loop__heap_move(loop_t *loop, uint32_t pos, uint64_t when);
 uint64_t loop__heap_next(const loop_t *loop);
 int loop__timers_expire(loop_t *loop);
 void loop__heap_free(loop_t *loop);

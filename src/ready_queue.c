@@ -76,6 +76,8 @@ static void run_checked(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint
         return; /* cancelled after it was queued */
     if (s->pos == LOOP__QUEUED)
         loop__slot_release(loop, ref); /* one-shot: it has run */
+    else if (!loop__slot_period(loop, ref))
+        return; /* one-shot rescheduled after it was queued: back in the heap */
     loop__run_callback(loop, fn, arg);
 }
 

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct {
     loop_t *owner; /* under sig_lock */

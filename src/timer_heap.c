@@ -71,6 +71,17 @@ void loop__heap_remove(loop_t *loop, uint32_t pos)
         sift_down(loop, pos, last);
 }
 
+/* Give the entry at pos a new deadline, as if scheduled anew (it goes after
+ * equal deadlines already pending), and restore the heap order. */
+void loop__heap_move(loop_t *loop, uint32_t pos, uint64_t when)
+{
+    struct loop__timer t = {when, loop->timer_seq++, loop->heap[pos].slot};
+    if (pos > 0 && before(&t, &loop->heap[(pos - 1) / 2]))
+        sift_up(loop, pos, t);
+    else
+        sift_down(loop, pos, t);
+}
+
 uint64_t loop__heap_next(const loop_t *loop)
 {
     return loop->nheap ? loop->heap[0].when : LOOP__NEVER;
@@ -92,10 +103,11 @@ int loop__timers_expire(loop_t *loop)
             return err;
         struct loop__timer top = loop->heap[0];
         struct loop__slot *s = &loop->slots[top.slot];
-        if (s->period) {
-            uint64_t next = loop__deadline(top.when, s->period);
+        uint64_t period = loop__slot_period(loop, top.slot);
+        if (period) {
+            uint64_t next = loop__deadline(top.when, period);
             if (next <= now)
-                next = loop__deadline(now, s->period);
+                next = loop__deadline(now, period);
             sift_down(loop, 0, (struct loop__timer){next, loop->timer_seq++, top.slot});
         } else {
             loop__heap_remove(loop, 0);
@@ -120,8 +132,10 @@ static int schedule(loop_t *loop, uint64_t when, uint64_t period, loop_fn *fn, v
     int err = loop__slot_new(loop, fn, arg, &i);
     if (err)
         return err;
-    loop->slots[i].period = period;
-    err = loop__heap_push(loop, when, i);
+    if (period)
+        err = loop__slot_set_period(loop, i, period);
+    if (!err)
+        err = loop__heap_push(loop, when, i);
     if (err) {
         loop__slot_release(loop, i);
         return err;
@@ -158,4 +172,32 @@ int loop_call_every(loop_t *loop, uint64_t period_ns, loop_fn *fn, void *arg, lo
         return -EINVAL;
     uint64_t when = loop__deadline(loop__clock_read(loop), period_ns);
     return schedule(loop, when, period_ns, fn, arg, out);
+}
+
+/*
+ * Move a pending callback to a new deadline in place: one sift instead of
+ * a cancel and a schedule (two sifts, a slot freed and taken again).  A
+ * one-shot already queued in this iteration goes back into the heap, and
+ * its queued run is dropped (see run_checked in ready_queue.c).
+ */
+int loop_reschedule_at(loop_t *loop, loop_handle h, uint64_t when_ns)
+{
+    if (!loop)
+        return -EINVAL;
+    uint32_t i;
+    struct loop__slot *s = loop__slot_get(loop, h, &i);
+    if (!s)
+        return -ENOENT;
+    if (s->pos != LOOP__QUEUED) {
+        loop__heap_move(loop, s->pos, when_ns);
+        return 0;
+    }
+    return loop__heap_push(loop, when_ns, i);
+}
+
+int loop_reschedule(loop_t *loop, loop_handle h, uint64_t delay_ns)
+{
+    if (!loop)
+        return -EINVAL;
+    return loop_reschedule_at(loop, h, loop__deadline(loop__clock_read(loop), delay_ns));
 }

@@ -30,6 +30,8 @@ static int verify_slots(const loop_t *loop, const char **why)
         CHECK(s->pos == LOOP__QUEUED || s->pos < loop->nheap, "slots: position out of range");
         CHECK(s->pos == LOOP__QUEUED || loop->heap[s->pos].slot == i,
               "slots: heap position does not point back");
+        CHECK(s->pos != LOOP__QUEUED || !loop__slot_period(loop, i),
+              "slots: a repeating timer is out of the heap");
     }
     CHECK(live == loop->live_slots, "slots: live count is wrong");
     CHECK(live + free_count == loop->nslots, "slots: a slot is neither live nor free");
