@@ -347,6 +347,8 @@ static int iterate(loop_t *loop, int64_t cap, bool once)
     loop__ready_run_snapshots(loop, !once);             /* phase 5 */
     if (polled)
         end_busy(loop);
+    else
+        loop->mark_fresh = false; /* callbacks ran since the last read */
     return err < 0 ? err : polled;
 }
 

@@ -1,0 +1,141 @@
+/*
+ * The iteration itself (src/loop.c): how phases chain, what the default
+ * (non-strict) mode may skip, and regressions in them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+
+#include "internal.h"
+
+static uint64_t fired_at;
+static int chain_left;
+
+static void record_time(loop_t *loop, void *arg)
+{
+    (void)arg;
+    fired_at = loop_now(loop);
+}
+
+static void advance_4ms(loop_t *loop, void *arg)
+{
+    (void)arg;
+    assert_int_equal(loop_advance(loop, LOOP_MS(4)), 0);
+}
+
+static void nothing(loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+}
+
+/* Queue work for an iteration that will skip its poll: a ready callback,
+ * and a timer due at once (which also ends the chaining of iterations). */
+static void start(loop_t *loop, void *arg)
+{
+    (void)arg;
+    assert_int_equal(loop_call_soon(loop, nothing, NULL, NULL), 0);
+    assert_int_equal(loop_call_at(loop, loop_now(loop), advance_4ms, NULL, NULL), 0);
+}
+
+static void test_poll_after_skipped_polls_waits_from_a_fresh_clock(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    assert_int_equal(loop_new_with(&loop, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL}), 0);
+    assert_int_equal(loop_call_at(loop, LOOP_MS(10), record_time, NULL, NULL), 0);
+    /* Iteration 1 polls and runs start; iteration 2 skips its poll and
+     * moves the clock to 4 ms; iteration 3 must wait 6 ms, not 10. */
+    assert_int_equal(loop_call_at(loop, 0, start, NULL, NULL), 0);
+    fired_at = 0;
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(fired_at, LOOP_MS(10));
+    assert_int_equal(loop_free(loop), 0);
+}
+
+static int soon_runs, timer_runs;
+
+static void spin(loop_t *loop, void *arg)
+{
+    (void)arg;
+    soon_runs++;
+    if (timer_runs == 0)
+        assert_int_equal(loop_call_soon(loop, spin, NULL, NULL), 0);
+}
+
+static void count_timer(loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    timer_runs++;
+}
+
+static void test_default_mode_checks_timers_within_poll_interval_callbacks(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    assert_int_equal(loop_new_with(&loop, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL,
+                                                          .poll_interval = 16}),
+                     0);
+    soon_runs = timer_runs = 0;
+    assert_int_equal(loop_call_soon(loop, spin, NULL, NULL), 0);
+    assert_int_equal(loop_call_at(loop, 0, count_timer, NULL, NULL), 0); /* due at once */
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(timer_runs, 1);
+    assert_true(soon_runs <= 16 + 1);
+    assert_int_equal(loop_free(loop), 0);
+}
+
+static void chain(loop_t *loop, void *arg)
+{
+    (void)arg;
+    if (--chain_left > 0)
+        assert_int_equal(loop_call_soon(loop, chain, NULL, NULL), 0);
+}
+
+static void run_chain(bool strict, loop_stats_t *st)
+{
+    loop_t *loop;
+    assert_int_equal(loop_new_with(&loop, &(loop_options){.strict_poll = strict}), 0);
+    chain_left = 1000;
+    assert_int_equal(loop_call_soon(loop, chain, NULL, NULL), 0);
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(loop_stats(loop, st), 0);
+    assert_int_equal(loop_free(loop), 0);
+}
+
+static void test_strict_mode_polls_every_iteration(void **state)
+{
+    (void)state;
+    loop_stats_t st;
+    run_chain(true, &st);
+    assert_int_equal(st.iterations, 1000);
+    assert_int_equal(st.polls, 1000);
+}
+
+static void test_default_mode_polls_once_per_poll_interval_callbacks(void **state)
+{
+    (void)state;
+    loop_stats_t st;
+    run_chain(false, &st);
+    assert_int_equal(st.iterations, 1000);
+    assert_int_equal(st.callbacks, 1000);
+    /* Every iteration has a callback ready, so only every 64th polls. */
+    assert_int_equal(st.polls, (1000 - 1) / LOOP__POLL_INTERVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_poll_after_skipped_polls_waits_from_a_fresh_clock),
+        cmocka_unit_test(test_default_mode_checks_timers_within_poll_interval_callbacks),
+        cmocka_unit_test(test_strict_mode_polls_every_iteration),
+        cmocka_unit_test(test_default_mode_polls_once_per_poll_interval_callbacks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
