@@ -41,7 +41,8 @@
 #define LOOP__QUEUED UINT32_MAX  /* slot.pos of a slot whose callback is in the ring */
 #define LOOP__MAX_EVENTS 512     /* epoll events taken per wait */
 #define LOOP__POLL_INTERVAL 64   /* default options.poll_interval */
-#define LOOP__WAKE_DATA UINT64_MAX /* epoll data of the loop's own eventfd */
+#define LOOP__WAKE_DATA UINT64_MAX      /* epoll data of the loop's own eventfd */
+#define LOOP__TIMER_DATA (UINT64_MAX - 1) /* epoll data of the loop's timerfd */
 #define LOOP__NSIG 65            /* signal numbers 1..64 */
 
 /* Kinds of ring entries with fn == NULL, in their arg. */
@@ -141,7 +142,9 @@ struct loop {
 
     /* fds (io_epoll.c) */
     int epfd;
-    int no_pwait2; /* the kernel (or valgrind) lacks epoll_pwait2 */
+    int no_pwait2;    /* the kernel (or valgrind) lacks epoll_pwait2 */
+    int timerfd;      /* wakes timed waits without timer slack; -1 if none */
+    uint64_t armed;   /* the timerfd's deadline; 0: disarmed */
     struct loop__fd *fds;
     uint32_t nfds_cap;
     uint32_t nwatched; /* fds with a reader or a writer */
@@ -227,7 +230,7 @@ static inline bool loop__timer_due(const loop_t *loop)
 /* io_epoll.c */
 int loop__io_init(loop_t *loop);
 int loop__io_fork(loop_t *loop);
-int loop__io_poll(loop_t *loop, int64_t timeout_ns);
+int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline);
 void loop__io_dispatch(loop_t *loop, int fd, unsigned dir, uint32_t gen);
 void loop__io_free(loop_t *loop);
 

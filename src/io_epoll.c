@@ -25,17 +25,62 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+
+/*
+ * Timed waits.  The kernel lets a poll's timeout expire late by the
+ * thread's timer slack (50 us by default), but fires a timerfd at its
+ * deadline: a loop that waits for a timer arms the timerfd at the deadline
+ * and gives the poll that deadline plus a millisecond, as a backstop.  The
+ * timerfd is edge-triggered, so it is never read, and re-arming it for the
+ * same deadline is skipped: an idle loop pays one timerfd_settime per timer
+ * it waits for.  Without a timerfd (none left, say), the poll's own timeout
+ * is used, as before.
+ */
+static void open_timerfd(loop_t *loop)
+{
+    loop->armed = 0;
+    loop->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (loop->timerfd < 0)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = LOOP__TIMER_DATA};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->timerfd, &ev)) {
+        close(loop->timerfd);
+        loop->timerfd = -1;
+    }
+}
+
+/* Arm the timerfd for deadline (0: disarm); false if it cannot be used. */
+static bool arm(loop_t *loop, uint64_t deadline)
+{
+    if (loop->timerfd < 0)
+        return false;
+    if (deadline == loop->armed)
+        return true;
+    struct itimerspec its = {
+        .it_value = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)},
+    };
+    if (timerfd_settime(loop->timerfd, TFD_TIMER_ABSTIME, &its, NULL))
+        return false;
+    loop->armed = deadline;
+    return true;
+}
 
 int loop__io_init(loop_t *loop)
 {
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-    return loop->epfd < 0 ? -errno : 0;
+    if (loop->epfd < 0)
+        return -errno;
+    open_timerfd(loop);
+    return 0;
 }
 
 void loop__io_free(loop_t *loop)
 {
+    if (loop->timerfd >= 0)
+        close(loop->timerfd);
     close(loop->epfd);
     loop__realloc(loop, loop->fds, 0);
     loop__realloc(loop, loop->changes, 0);
@@ -106,6 +151,9 @@ int loop__io_fork(loop_t *loop)
     close(loop->epfd);
     loop->epfd = epfd;
     loop->nchanges = 0;
+    if (loop->timerfd >= 0)
+        close(loop->timerfd);
+    open_timerfd(loop);
     for (uint32_t fd = 0; fd < loop->nfds_cap; fd++) {
         struct loop__fd *f = &loop->fds[fd];
         f->dirty = 0;
@@ -273,10 +321,18 @@ static unsigned from_epoll(uint32_t ev)
            (ev & EPOLLHUP ? LOOP_HUP : 0) | (ev & EPOLLERR ? LOOP_ERROR : 0);
 }
 
-/* Phases 2 and 3: apply queued changes, wait, queue each ready fd's handlers. */
-int loop__io_poll(loop_t *loop, int64_t timeout_ns)
+/*
+ * Phases 2 and 3: apply queued changes, wait, queue each ready fd's
+ * handlers.  deadline is the clock value at which a wait of timeout_ns
+ * ends, when it is finite and the clock is real; 0 otherwise.
+ */
+int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline)
 {
     flush_changes(loop);
+    if (deadline && arm(loop, deadline))
+        timeout_ns = timeout_ns > INT64_MAX - 1000000 ? INT64_MAX : timeout_ns + 1000000;
+    else if (timeout_ns < 0 && loop->armed)
+        arm(loop, 0); /* an idle loop gets no stray wake-up */
     int n = wait_events(loop, timeout_ns);
     if (n < 0)
         return n == -EINTR ? 0 : n;
@@ -292,6 +348,10 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns)
         uint64_t data = loop->events[i].data.u64;
         if (data == LOOP__WAKE_DATA) {
             err = loop__wakeup_drain(loop);
+            continue;
+        }
+        if (data == LOOP__TIMER_DATA) {
+            loop->armed = 0; /* expired: the next wait must arm it again */
             continue;
         }
         uint32_t fd = (uint32_t)data;

@@ -309,11 +309,11 @@ static int poll_phase(loop_t *loop, int64_t cap)
     if (loop->clock == LOOP_CLOCK_VIRTUAL) {
         /* Never sleep while virtual time can jump instead; block only when
          * no timer can ever fire (then only fds can wake the loop). */
-        err = loop__io_poll(loop, timeout < 0 ? -1 : 0);
+        err = loop__io_poll(loop, timeout < 0 ? -1 : 0, 0);
         if (timeout > 0 && !err)
             loop->now = loop__deadline(loop->now, (uint64_t)timeout);
     } else {
-        err = loop__io_poll(loop, timeout);
+        err = loop__io_poll(loop, timeout, timeout > 0 ? loop__deadline(start, (uint64_t)timeout) : 0);
         loop->now = loop__clock_read(loop);
     }
     loop->mark_fresh = false;
