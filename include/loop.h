@@ -173,8 +173,8 @@ LOOP_API int loop_run(loop_t *loop);
 /*
  * Run exactly one iteration.  max_wait_ns caps how long it may wait for
  * events (-1: no cap; 0: do not wait).  If nothing keeps the loop alive it
- * does not wait at all.  A pending stop makes it not wait and is consumed.
- * Returns as loop_run().
+ * still polls and runs what is due, but does not wait.  A pending stop
+ * makes it not wait and is consumed.  Returns as loop_run().
  */
 LOOP_API int loop_run_once(loop_t *loop, int64_t max_wait_ns);
 
@@ -202,8 +202,9 @@ LOOP_API uint64_t loop_now(const loop_t *loop);
 LOOP_API void loop_update_time(loop_t *loop);
 
 /*
- * Move a virtual clock forward by ns without running anything; what falls
- * due runs at the next iteration.  Returns 0, -EINVAL for NULL or a loop on
+ * Move a virtual clock forward by ns without running anything; loop_now()
+ * shows it at once (also inside a callback) and what falls due runs at the
+ * next iteration.  Returns 0, -EINVAL for NULL or a loop on
  * the real clock.  Saturates rather than wraps.
  */
 LOOP_API int loop_advance(loop_t *loop, uint64_t ns);
@@ -242,7 +243,9 @@ LOOP_API int loop_call_at(loop_t *loop, uint64_t when_ns, loop_fn *fn, void *arg
  * Run fn every period_ns, first at one period from this call.  Each next
  * deadline is the previous deadline plus the period; if that is already
  * past (the loop stalled), it is now plus the period, so a stall never
- * causes a burst.  The handle stays valid until cancelled.
+ * causes a burst.  The next deadline is set when a run is queued, before
+ * fn runs: "now" is loop_now() of that iteration.  The handle stays valid
+ * until cancelled.
  */
 LOOP_API int loop_call_every(loop_t *loop, uint64_t period_ns, loop_fn *fn, void *arg,
                              loop_handle *out);
@@ -277,11 +280,16 @@ LOOP_API int loop_cancel(loop_t *loop, loop_handle handle);
 
 /*
  * Call fn(loop, fd, events, arg) in every iteration in which fd is readable
- * (level-triggered), or has hung up or has an error pending.  At most one
- * reader per fd: adding another replaces the first (and any of its
- * dispatch already queued is dropped).  The loop never closes fd.
+ * (level-triggered), or has hung up or has an error pending.  `events` is
+ * everything the kernel reported for fd, so a reader may also see
+ * LOOP_WRITABLE when fd has a writer too.  At most one reader per fd:
+ * adding another replaces the first (and any of its dispatch already queued
+ * is dropped).  The loop never closes fd.  One poll takes up to 512 ready
+ * fds; when more are ready the rest are served by the next iterations,
+ * which never wait while any is ready (level-triggered).
  *
- * Returns 0; -EINVAL if loop or fn is NULL or fd is the loop's own fd;
+ * Returns 0; -EINVAL if loop or fn is NULL or fd is one of the loop's own
+ * fds (loop_fd() and the eventfd and timerfd behind it);
  * -EBADF if fd is negative, closed or out of range; -EPERM if fd does not
  * support epoll (a regular file or a directory); -ENOMEM; or another error
  * of epoll_ctl().
@@ -298,7 +306,7 @@ LOOP_API int loop_add_writer(loop_t *loop, int fd, loop_io_fn *fn, void *arg);
 /*
  * Stop watching fd for reading.  A dispatch of the reader already queued in
  * this iteration is dropped.  Returns 0, -EINVAL for a NULL loop, -EBADF for
- * a negative fd, or -ENOENT if fd has no reader.
+ * a negative fd, or -ENOENT if fd has no reader (whatever its number).
  */
 LOOP_API int loop_remove_reader(loop_t *loop, int fd);
 

@@ -38,6 +38,12 @@ const char *loop_strerror(int err)
         return "too many open files in the system";
     case -ENOSPC:
         return "watch limit reached";
+    case -EEXIST:
+        return "already registered";
+    case -EAGAIN:
+        return "resource temporarily unavailable";
+    case -ENOSYS:
+        return "not supported by this kernel";
     default:
         return "unknown error";
     }

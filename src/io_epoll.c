@@ -209,8 +209,8 @@ static int add(loop_t *loop, int fd, unsigned dir, loop_io_fn *fn, void *arg)
         return -EINVAL;
     if (fd < 0)
         return -EBADF;
-    if (fd == loop->epfd)
-        return -EINVAL;
+    if (fd == loop->epfd || fd == loop->wakefd || fd == loop->timerfd)
+        return -EINVAL; /* the loop's own */
     int err = reserve_fd(loop, fd);
     if (err)
         return err;

@@ -129,6 +129,28 @@ static void test_default_mode_polls_once_per_poll_interval_callbacks(void **stat
     assert_int_equal(st.polls, (1000 - 1) / LOOP__POLL_INTERVAL);
 }
 
+static void io_nop(loop_t *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    (void)arg;
+}
+
+static void test_adding_the_loops_own_fds_is_rejected(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    assert_int_equal(loop_new(&loop), 0);
+    int own[] = {loop_fd(loop), loop->wakefd, loop->timerfd};
+    for (unsigned i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+        assert_true(own[i] >= 0);
+        assert_int_equal(loop_add_reader(loop, own[i], io_nop, NULL), -EINVAL);
+        assert_int_equal(loop_add_writer(loop, own[i], io_nop, NULL), -EINVAL);
+    }
+    assert_int_equal(loop_free(loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -136,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_default_mode_checks_timers_within_poll_interval_callbacks),
         cmocka_unit_test(test_strict_mode_polls_every_iteration),
         cmocka_unit_test(test_default_mode_polls_once_per_poll_interval_callbacks),
+        cmocka_unit_test(test_adding_the_loops_own_fds_is_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
