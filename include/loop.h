@@ -409,7 +409,7 @@ typedef struct {
     uint64_t iterations; /* iterations run */
     uint64_t polls;      /* kernel polls (iterations minus skipped polls) */
     uint64_t callbacks;  /* callbacks and fd handlers run */
-    uint64_t events;     /* fd readiness events received */
+    uint64_t events;     /* readiness events of watched fds (not the loop's own) */
     uint64_t wait_ns;
     uint64_t busy_ns;
 } loop_stats_t;
@@ -445,11 +445,12 @@ LOOP_API int loop_set_slow_callback(loop_t *loop, uint64_t threshold_ns, loop_sl
  * signal handlers that wake the child's loop.  Until then the child must
  * not use the loop (it shares the parent's epoll set, and changing it
  * would change the parent's).  The parent's loop is not affected either
- * way.  Threadsafe calls queued at the fork stay queued in both.  It may
- * be called from a callback: the child's iteration goes on with its new
- * fds.  All the loop's fds are close-on-exec.  Returns 0, -EINVAL for NULL,
- * or the error of creating the fds (the loop then keeps polling nothing:
- * free it).
+ * way.  Threadsafe calls queued at the fork stay queued in both; signals
+ * delivered before the fork are the parent's to handle.  It may be called
+ * from a callback: the child's iteration goes on with its new fds.  All
+ * the loop's fds are close-on-exec.  Returns 0, -EINVAL for NULL, or the
+ * error of creating the new fds, in which case nothing changed: the loop
+ * still shares the parent's, and the child may only loop_free() it.
  */
 LOOP_API int loop_fork(loop_t *loop);
 

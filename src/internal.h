@@ -229,14 +229,15 @@ static inline bool loop__timer_due(const loop_t *loop)
 
 /* io_epoll.c */
 int loop__io_init(loop_t *loop);
-int loop__io_fork(loop_t *loop);
+void loop__io_fork(loop_t *loop, int epfd);
 int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline);
 void loop__io_dispatch(loop_t *loop, int fd, unsigned dir, uint32_t gen);
 void loop__io_free(loop_t *loop);
 
 /* wakeup.c */
 int loop__wakeup_init(loop_t *loop);
-int loop__wakeup_fork(loop_t *loop);
+int loop__wakeup_open(int epfd);
+void loop__wakeup_fork(loop_t *loop, int wakefd);
 int loop__wakeup_drain(loop_t *loop);
 void loop__wakeup_signal(loop_t *loop);
 bool loop__wakeup_pending(loop_t *loop);

@@ -140,14 +140,11 @@ static int sync_fd(loop_t *loop, int fd)
 
 /*
  * In a forked child: the epoll set is shared with the parent, so changing
- * it would change the parent's.  Make a new one and register every watched
- * fd in it again; pending changes are subsumed.
+ * it would change the parent's.  Move to the child's own set (epfd) and
+ * register every watched fd in it again; pending changes are subsumed.
  */
-int loop__io_fork(loop_t *loop)
+void loop__io_fork(loop_t *loop, int epfd)
 {
-    int epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (epfd < 0)
-        return -errno;
     close(loop->epfd);
     loop->epfd = epfd;
     loop->nchanges = 0;
@@ -161,7 +158,6 @@ int loop__io_fork(loop_t *loop)
         if (wanted(f))
             sync_fd(loop, (int)fd); /* fails only for an fd the child closed */
     }
-    return 0;
 }
 
 /* Defer an interest change to the next wait; if the list cannot grow, do it now. */
@@ -343,7 +339,6 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline)
     const unsigned rmask = LOOP_READABLE | LOOP_HUP | LOOP_ERROR;
     const unsigned wmask = LOOP_WRITABLE | LOOP_HUP | LOOP_ERROR;
     int err = 0;
-    loop->stats.events += (uint64_t)n;
     for (int i = 0; i < n; i++) {
         uint64_t data = loop->events[i].data.u64;
         if (data == LOOP__WAKE_DATA) {
@@ -362,6 +357,7 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline)
             continue; /* from a registration that no longer exists */
         unsigned ev = from_epoll(loop->events[i].events);
         f->revents = (uint8_t)ev;
+        loop->stats.events++;
         if (f->rfn && (ev & rmask))
             loop__ready_push(loop, NULL, (void *)(uintptr_t)LOOP_READABLE, fd, f->rgen);
         if (f->wfn && (ev & wmask))

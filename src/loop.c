@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 void *loop__realloc(loop_t *loop, void *ptr, size_t size)
 {
@@ -107,12 +109,19 @@ int loop_fork(loop_t *loop)
 {
     if (!loop)
         return -EINVAL;
-    int err = loop__io_fork(loop);
-    if (!err)
-        err = loop__wakeup_fork(loop);
-    if (!err)
-        loop__signal_fork(loop);
-    return err;
+    /* All that can fail comes first, so that a failure changes nothing. */
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        return -errno;
+    int wakefd = loop__wakeup_open(epfd);
+    if (wakefd < 0) {
+        close(epfd);
+        return wakefd;
+    }
+    loop__io_fork(loop, epfd);
+    loop__wakeup_fork(loop, wakefd);
+    loop__signal_fork(loop);
+    return 0;
 }
 
 void loop_stop(loop_t *loop)

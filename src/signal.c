@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@ static struct {
     loop_t *owner; /* under sig_lock */
     int wakefd;    /* atomic: the owner's eventfd, or -1 */
     int pending;   /* atomic */
+    int inflight;  /* atomic: handlers between reading wakefd and writing it */
     struct sigaction old;
 } sigtab[LOOP__NSIG];
 
@@ -24,14 +26,28 @@ static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static void on_signal(int signo)
 {
     int saved = errno;
-    __atomic_store_n(&sigtab[signo].pending, 1, __ATOMIC_RELEASE);
-    int fd = __atomic_load_n(&sigtab[signo].wakefd, __ATOMIC_ACQUIRE);
+    __atomic_add_fetch(&sigtab[signo].inflight, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&sigtab[signo].pending, 1, __ATOMIC_SEQ_CST);
+    int fd = __atomic_load_n(&sigtab[signo].wakefd, __ATOMIC_SEQ_CST);
     if (fd >= 0) {
         uint64_t one = 1;
         ssize_t n = write(fd, &one, sizeof(one));
         (void)n;
     }
+    __atomic_sub_fetch(&sigtab[signo].inflight, 1, __ATOMIC_SEQ_CST);
     errno = saved;
+}
+
+/*
+ * Stop handlers from writing to the wakefd, and wait for any that read it
+ * already (on another thread) to be done with it, so that the fd may be
+ * closed and its number reused.  A handler is a few instructions long.
+ */
+static void quiesce(int signo)
+{
+    __atomic_store_n(&sigtab[signo].wakefd, -1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&sigtab[signo].inflight, __ATOMIC_SEQ_CST))
+        sched_yield();
 }
 
 static bool is_signal(int signo)
@@ -76,9 +92,14 @@ int loop_add_signal(loop_t *loop, int signo, loop_fn *fn, void *arg)
     pthread_mutex_unlock(&sig_lock);
     if (err)
         return err;
-    if (++loop->sig_gen == 0)
-        ++loop->sig_gen;
-    loop->sig[signo] = (struct loop__signal){fn, arg, loop->sig_gen};
+    struct loop__signal *s = &loop->sig[signo];
+    if (!s->fn) { /* new: a generation of its own; replaced: a queued run stays valid */
+        if (++loop->sig_gen == 0)
+            ++loop->sig_gen;
+        s->gen = loop->sig_gen;
+    }
+    s->fn = fn;
+    s->arg = arg;
     loop->signals |= bit(signo);
     return 0;
 }
@@ -91,7 +112,7 @@ int loop_remove_signal(loop_t *loop, int signo)
         return -ENOENT;
     pthread_mutex_lock(&sig_lock);
     sigaction(signo, &sigtab[signo].old, NULL); /* restoring what we read cannot fail */
-    __atomic_store_n(&sigtab[signo].wakefd, -1, __ATOMIC_RELEASE);
+    quiesce(signo);
     __atomic_store_n(&sigtab[signo].pending, 0, __ATOMIC_RELAXED);
     sigtab[signo].owner = NULL;
     pthread_mutex_unlock(&sig_lock);
@@ -124,11 +145,14 @@ void loop__signal_dispatch(loop_t *loop, int signo, uint32_t gen)
         loop__run_callback(loop, s->fn, s->arg);
 }
 
+/* In a forked child: its handlers wake its own eventfd, and what was
+ * delivered to the parent before the fork is the parent's to handle. */
 void loop__signal_fork(loop_t *loop)
 {
     for (uint64_t m = loop->signals; m; m &= m - 1) {
         int signo = __builtin_ctzll(m) + 1;
-        __atomic_store_n(&sigtab[signo].wakefd, loop->wakefd, __ATOMIC_RELEASE);
+        __atomic_store_n(&sigtab[signo].pending, 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&sigtab[signo].wakefd, loop->wakefd, __ATOMIC_SEQ_CST);
     }
 }
 

@@ -16,19 +16,19 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-static int open_wakefd(loop_t *loop)
+/* A new eventfd, registered in epfd; or a negative errno. */
+int loop__wakeup_open(int epfd)
 {
-    loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (loop->wakefd < 0)
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
         return -errno;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LOOP__WAKE_DATA};
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev)) {
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev)) {
         int err = -errno;
-        close(loop->wakefd);
-        loop->wakefd = -1;
+        close(fd);
         return err;
     }
-    return 0;
+    return fd;
 }
 
 int loop__wakeup_init(loop_t *loop)
@@ -36,24 +36,25 @@ int loop__wakeup_init(loop_t *loop)
     int err = pthread_mutex_init(&loop->post_lock, NULL);
     if (err)
         return -err;
-    err = open_wakefd(loop);
-    if (err)
-        pthread_mutex_destroy(&loop->post_lock);
-    return err;
+    loop->wakefd = loop__wakeup_open(loop->epfd);
+    if (loop->wakefd >= 0)
+        return 0;
+    pthread_mutex_destroy(&loop->post_lock);
+    return loop->wakefd;
 }
 
-/* In a forked child: the parent's threads are gone, and so may be a holder
- * of the lock; the eventfd is shared with the parent. */
-int loop__wakeup_fork(loop_t *loop)
+/*
+ * In a forked child, with the child's own eventfd: the parent's threads are
+ * gone, and a holder of the lock may have gone with them, so the lock is
+ * made anew (with default attributes this cannot fail on Linux).
+ */
+void loop__wakeup_fork(loop_t *loop, int wakefd)
 {
-    int err = pthread_mutex_init(&loop->post_lock, NULL);
-    if (err)
-        return -err;
+    pthread_mutex_init(&loop->post_lock, NULL);
     close(loop->wakefd);
-    err = open_wakefd(loop);
-    if (!err && loop->nposts)
+    loop->wakefd = wakefd;
+    if (loop->nposts)
         loop__wakeup_signal(loop); /* posts inherited from the parent */
-    return err;
 }
 
 void loop__wakeup_free(loop_t *loop)
