@@ -60,11 +60,14 @@ extern "C" {
 #define LOOP_MS(n) ((uint64_t)(n) * 1000000u)
 #define LOOP_SEC(n) ((uint64_t)(n) * 1000000000u)
 
-/* Bits of the `events` argument of a loop_io_fn. */
-#define LOOP_READABLE 0x1u
-#define LOOP_WRITABLE 0x2u
-#define LOOP_HUP 0x4u   /* the peer closed; reads will return 0 or fail */
-#define LOOP_ERROR 0x8u /* an error is pending on the fd (see SO_ERROR) */
+/*
+ * Bits of the `events` argument of a loop_io_fn.  (Their values are
+ * epoll's, which spares a translation per event; test them by name.)
+ */
+#define LOOP_READABLE 0x001u
+#define LOOP_WRITABLE 0x004u
+#define LOOP_ERROR 0x008u /* an error is pending on the fd (see SO_ERROR) */
+#define LOOP_HUP 0x010u   /* the peer closed; reads will return 0 or fail */
 
 typedef struct loop loop_t;
 

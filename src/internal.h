@@ -46,9 +46,9 @@
 #define LOOP__NSIG 65            /* signal numbers 1..64 */
 
 /* Kinds of ring entries with fn == NULL, in their arg. */
-#define LOOP__DISPATCH_READ LOOP_READABLE
-#define LOOP__DISPATCH_WRITE LOOP_WRITABLE
-#define LOOP__DISPATCH_SIGNAL 0x10u
+#define LOOP__DISPATCH_READ 1u
+#define LOOP__DISPATCH_WRITE 2u
+#define LOOP__DISPATCH_SIGNAL 3u
 
 /*
  * 24 bytes: with its 24-byte heap entry, a pending timer costs 48 bytes.
@@ -199,6 +199,17 @@ void loop__heap_free(loop_t *loop);
 
 /* ready_queue.c */
 int loop__ready_push(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_t gen);
+
+/* Append to the ring, which the caller made room in (loop__ready_reserve). */
+static inline void loop__ready_put(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref,
+                                   uint32_t gen)
+{
+    struct loop__ready *e = &loop->ring[loop->ring_tail++ & loop->ring_mask];
+    e->fn = fn;
+    e->arg = arg;
+    e->ref = ref;
+    e->gen = gen;
+}
 int loop__ready_reserve(loop_t *loop, uint32_t more);
 void loop__ready_run(loop_t *loop, uint32_t n);
 void loop__ready_run_snapshots(loop_t *loop, bool chain);
@@ -206,7 +217,7 @@ void loop__ready_free(loop_t *loop);
 
 /* loop.c: run one callback (timed, if slow callbacks are reported). */
 void loop__run_timed(loop_t *loop, loop_fn *fn, void *arg);
-void loop__run_io(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg);
+void loop__run_io_timed(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg);
 
 static inline void loop__run_callback(loop_t *loop, loop_fn *fn, void *arg)
 {
@@ -215,6 +226,15 @@ static inline void loop__run_callback(loop_t *loop, loop_fn *fn, void *arg)
         loop__run_timed(loop, fn, arg);
     else
         fn(loop, arg);
+}
+
+static inline void loop__run_io(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg)
+{
+    loop->stats.callbacks++;
+    if (__builtin_expect(loop->slow_ns != 0, 0))
+        loop__run_io_timed(loop, fn, fd, events, arg);
+    else
+        fn(loop, fd, events, arg);
 }
 
 static inline uint32_t loop__ready_count(const loop_t *loop)
@@ -231,7 +251,6 @@ static inline bool loop__timer_due(const loop_t *loop)
 int loop__io_init(loop_t *loop);
 void loop__io_fork(loop_t *loop, int epfd);
 int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline);
-void loop__io_dispatch(loop_t *loop, int fd, unsigned dir, uint32_t gen);
 void loop__io_free(loop_t *loop);
 
 /* wakeup.c */

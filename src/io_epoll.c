@@ -103,7 +103,7 @@ static uint32_t next_gen(loop_t *loop)
 static int ctl(loop_t *loop, int op, int fd, unsigned mask)
 {
     struct epoll_event ev = {
-        .events = (mask & LOOP_READABLE ? EPOLLIN : 0) | (mask & LOOP_WRITABLE ? EPOLLOUT : 0),
+        .events = mask, /* LOOP_READABLE and LOOP_WRITABLE are EPOLLIN and EPOLLOUT */
         .data.u64 = (uint64_t)loop->fds[fd].kgen << 32 | (uint32_t)fd,
     };
     return epoll_ctl(loop->epfd, op, fd, &ev) ? -errno : 0;
@@ -311,11 +311,9 @@ static int wait_events(loop_t *loop, int64_t timeout_ns)
     return n < 0 ? -errno : n;
 }
 
-static unsigned from_epoll(uint32_t ev)
-{
-    return (ev & EPOLLIN ? LOOP_READABLE : 0) | (ev & EPOLLOUT ? LOOP_WRITABLE : 0) |
-           (ev & EPOLLHUP ? LOOP_HUP : 0) | (ev & EPOLLERR ? LOOP_ERROR : 0);
-}
+_Static_assert(LOOP_READABLE == EPOLLIN && LOOP_WRITABLE == EPOLLOUT && LOOP_HUP == EPOLLHUP &&
+                   LOOP_ERROR == EPOLLERR,
+               "the LOOP_ event bits are epoll's, so events need no translation");
 
 /*
  * Phases 2 and 3: apply queued changes, wait, queue each ready fd's
@@ -334,44 +332,31 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline)
         return n == -EINTR ? 0 : n;
     /* Level-triggered: events not queued now are reported again next time. */
     if (n && loop__ready_reserve(loop, 2 * (uint32_t)n))
-        return -ENOMEM;
+        return -ENOMEM; /* so the puts below have room */
 
     const unsigned rmask = LOOP_READABLE | LOOP_HUP | LOOP_ERROR;
     const unsigned wmask = LOOP_WRITABLE | LOOP_HUP | LOOP_ERROR;
-    int err = 0;
+    bool woken = false;
     for (int i = 0; i < n; i++) {
         uint64_t data = loop->events[i].data.u64;
-        if (data == LOOP__WAKE_DATA) {
-            err = loop__wakeup_drain(loop);
-            continue;
-        }
-        if (data == LOOP__TIMER_DATA) {
-            loop->armed = 0; /* expired: the next wait must arm it again */
-            continue;
-        }
         uint32_t fd = (uint32_t)data;
-        if (fd >= loop->nfds_cap)
+        if (fd >= loop->nfds_cap) { /* the loop's own fds have out-of-range numbers */
+            if (data == LOOP__WAKE_DATA)
+                woken = true; /* drained below: the room reserved here is for fds */
+            else if (data == LOOP__TIMER_DATA)
+                loop->armed = 0; /* expired: the next wait must arm it again */
             continue;
+        }
         struct loop__fd *f = &loop->fds[fd];
         if (!f->inkernel || f->kgen != (uint32_t)(data >> 32))
             continue; /* from a registration that no longer exists */
-        unsigned ev = from_epoll(loop->events[i].events);
+        unsigned ev = loop->events[i].events & (rmask | wmask);
         f->revents = (uint8_t)ev;
         loop->stats.events++;
-        if (f->rfn && (ev & rmask))
-            loop__ready_push(loop, NULL, (void *)(uintptr_t)LOOP_READABLE, fd, f->rgen);
-        if (f->wfn && (ev & wmask))
-            loop__ready_push(loop, NULL, (void *)(uintptr_t)LOOP_WRITABLE, fd, f->wgen);
+        if (f->rgen && (ev & rmask))
+            loop__ready_put(loop, NULL, (void *)(uintptr_t)LOOP__DISPATCH_READ, fd, f->rgen);
+        if (f->wgen && (ev & wmask))
+            loop__ready_put(loop, NULL, (void *)(uintptr_t)LOOP__DISPATCH_WRITE, fd, f->wgen);
     }
-    return err;
-}
-
-/* Run one queued fd dispatch, unless its registration changed since. */
-void loop__io_dispatch(loop_t *loop, int fd, unsigned dir, uint32_t gen)
-{
-    struct loop__fd *f = &loop->fds[fd];
-    if (dir == LOOP_READABLE && f->rfn && f->rgen == gen)
-        loop__run_io(loop, f->rfn, fd, f->revents, f->rarg);
-    else if (dir == LOOP_WRITABLE && f->wfn && f->wgen == gen)
-        loop__run_io(loop, f->wfn, fd, f->revents, f->warg);
+    return woken ? loop__wakeup_drain(loop) : 0;
 }

@@ -204,13 +204,8 @@ void loop__run_timed(loop_t *loop, loop_fn *fn, void *arg)
     report_slow(loop, &(loop_slow_info){.fn = fn, .arg = arg, .fd = -1}, start);
 }
 
-void loop__run_io(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg)
+void loop__run_io_timed(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg)
 {
-    loop->stats.callbacks++;
-    if (!loop->slow_ns) {
-        fn(loop, fd, events, arg);
-        return;
-    }
     uint64_t start = monotonic_ns();
     fn(loop, fd, events, arg);
     report_slow(loop, &(loop_slow_info){.io_fn = fn, .arg = arg, .fd = fd}, start);

@@ -60,15 +60,30 @@ int loop__ready_push(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_
     return push(loop, fn, arg, ref, gen);
 }
 
+/*
+ * An fd dispatch runs unless its reader or writer was removed or replaced
+ * since it was queued (a live registration has a non-zero generation).
+ */
+static inline void run_fd(loop_t *loop, int fd, unsigned kind, uint32_t gen)
+{
+    const struct loop__fd *f = &loop->fds[fd];
+    if (kind == LOOP__DISPATCH_READ) {
+        if (f->rgen == gen)
+            loop__run_io(loop, f->rfn, fd, f->revents, f->rarg);
+    } else if (f->wgen == gen) {
+        loop__run_io(loop, f->wfn, fd, f->revents, f->warg);
+    }
+}
+
 /* An entry with a generation: a cancellable callback, or a dispatch. */
-static void run_checked(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_t gen)
+static inline void run_checked(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_t gen)
 {
     if (!fn) {
         unsigned kind = (unsigned)(uintptr_t)arg;
         if (kind == LOOP__DISPATCH_SIGNAL)
             loop__signal_dispatch(loop, (int)ref, gen);
         else
-            loop__io_dispatch(loop, (int)ref, kind, gen);
+            run_fd(loop, (int)ref, kind, gen);
         return;
     }
     struct loop__slot *s = &loop->slots[ref];

@@ -113,7 +113,7 @@ int loop__timers_expire(loop_t *loop)
             loop__heap_remove(loop, 0);
             s->pos = LOOP__QUEUED;
         }
-        loop__ready_push(loop, s->fn, s->arg, top.slot, s->gen);
+        loop__ready_put(loop, s->fn, s->arg, top.slot, s->gen);
     }
     return 0;
 }

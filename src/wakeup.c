@@ -126,6 +126,6 @@ int loop__wakeup_drain(loop_t *loop)
         return err;
     }
     for (uint32_t i = 0; i < n; i++)
-        loop__ready_push(loop, loop->drain[i].fn, loop->drain[i].arg, 0, 0);
+        loop__ready_put(loop, loop->drain[i].fn, loop->drain[i].arg, 0, 0);
     return 0;
 }
