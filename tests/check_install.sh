@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Install the current build into a temporary prefix, then build and run a
+# small program against the installed copy:
+#   1. through pkg-config, linked statically (libloop.a),
+#   2. through pkg-config, linked dynamically (libloop.so, found by rpath),
+#   3. through a CMake project using find_package(libloop CONFIG REQUIRED),
+#      once with libloop::loop (static) and once with libloop::loop_shared.
+#
+#   check_install.sh BUILD_DIR CMAKE GENERATOR CC [SANITIZERS [CONFIG]]
+set -euo pipefail
+
+if [ $# -lt 4 ]; then
+    echo "usage: $0 build-dir cmake generator cc [sanitizers [config]]" >&2
+    exit 2
+fi
+build_dir=$1
+cmake=$2
+generator=$3
+cc=$4
+sanitize=${5:-}
+config=${6:-}
+
+# A library built with sanitizers needs their runtime in the program too.
+flags=""
+if [ -n "$sanitize" ]; then
+    flags="-fsanitize=$sanitize -fno-sanitize-recover=all -fno-omit-frame-pointer"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/libloop-install.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+
+step() { echo "== install: $*"; }
+fail() { echo "install: FAILED: $*" >&2; exit 1; }
+
+step "cmake --install into $prefix"
+config_args=()
+if [ -n "$config" ]; then
+    config_args=(--config "$config")
+fi
+"$cmake" --install "$build_dir" --prefix "$prefix" "${config_args[@]}" >"$work/install.log" ||
+    { cat "$work/install.log" >&2; fail "cmake --install"; }
+
+[ -f "$prefix/include/loop.h" ] || fail "include/loop.h was not installed"
+pc=$(find "$prefix" -name libloop.pc -print -quit)
+[ -n "$pc" ] || fail "libloop.pc was not installed"
+static_lib=$(find "$prefix" -name libloop.a -print -quit)
+[ -n "$static_lib" ] || fail "libloop.a was not installed"
+soname_lib=$(find "$prefix" -name libloop.so.0 -print -quit)
+[ -n "$soname_lib" ] || fail "libloop.so.0 was not installed"
+[ -n "$(find "$prefix" -name libloopConfig.cmake -print -quit)" ] ||
+    fail "libloopConfig.cmake was not installed"
+
+mkdir -p "$work/src"
+cat >"$work/src/main.c" <<'CEOF'
+#include <loop.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static void count(loop_t *loop, void *arg)
+{
+    (void)loop;
+    ++*(int *)arg;
+}
+
+int main(void)
+{
+    char version[32];
+    loop_t *loop = NULL;
+    int calls = 0;
+    int err;
+
+    snprintf(version, sizeof version, "%d.%d.%d", LOOP_VERSION_MAJOR, LOOP_VERSION_MINOR,
+             LOOP_VERSION_PATCH);
+    if (strcmp(loop_version(), version) != 0) {
+        fprintf(stderr, "loop_version() is %s, the header says %s\n", loop_version(), version);
+        return 1;
+    }
+    err = loop_new(&loop);
+    if (err != 0) {
+        fprintf(stderr, "loop_new: %s\n", loop_strerror(err));
+        return 1;
+    }
+    err = loop_call_soon(loop, count, &calls, NULL);
+    if (err != 0) {
+        fprintf(stderr, "loop_call_soon: %s\n", loop_strerror(err));
+        return 1;
+    }
+    err = loop_run(loop);
+    if (err != 0) {
+        fprintf(stderr, "loop_run: %s\n", loop_strerror(err));
+        return 1;
+    }
+    if (calls != 1) {
+        fprintf(stderr, "the callback ran %d times, not once\n", calls);
+        return 1;
+    }
+    err = loop_free(loop);
+    if (err != 0) {
+        fprintf(stderr, "loop_free: %s\n", loop_strerror(err));
+        return 1;
+    }
+    printf("libloop %s: ok\n", loop_version());
+    return 0;
+}
+CEOF
+
+# needs_libloop PROGRAM: does it load libloop.so at run time?
+needs_libloop() {
+    readelf -d "$1" | grep -q 'NEEDED.*libloop\.so'
+}
+
+export PKG_CONFIG_PATH
+PKG_CONFIG_PATH=$(dirname "$pc")
+pc_prefix=$(pkg-config --variable=prefix libloop)
+[ "$pc_prefix" = "$prefix" ] || fail "libloop.pc says prefix=$pc_prefix, not $prefix"
+pc_cflags=$(pkg-config --cflags libloop)
+pc_libs=$(pkg-config --libs libloop)
+pc_libdir=$(pkg-config --variable=libdir libloop)
+
+step "pkg-config, static: $cc main.c $pc_cflags -Wl,-Bstatic $pc_libs -Wl,-Bdynamic"
+# shellcheck disable=SC2086
+"$cc" $flags -o "$work/pc_static" "$work/src/main.c" $pc_cflags \
+    -Wl,-Bstatic $pc_libs -Wl,-Bdynamic -pthread || fail "pkg-config static build"
+! needs_libloop "$work/pc_static" || fail "the static program needs libloop.so"
+"$work/pc_static" || fail "the pkg-config static program exited with $?"
+
+step "pkg-config, shared: $cc main.c $pc_cflags $pc_libs -Wl,-rpath,$pc_libdir"
+# shellcheck disable=SC2086
+"$cc" $flags -o "$work/pc_shared" "$work/src/main.c" $pc_cflags $pc_libs \
+    "-Wl,-rpath,$pc_libdir" || fail "pkg-config shared build"
+needs_libloop "$work/pc_shared" || fail "the shared program does not load libloop.so"
+"$work/pc_shared" || fail "the pkg-config shared program exited with $?"
+
+step "find_package(libloop CONFIG REQUIRED)"
+mkdir -p "$work/consumer"
+cp "$work/src/main.c" "$work/consumer/main.c"
+cat >"$work/consumer/CMakeLists.txt" <<'CEOF'
+cmake_minimum_required(VERSION 3.25)
+project(libloop_consumer LANGUAGES C)
+find_package(libloop 0.1 CONFIG REQUIRED)
+add_executable(consumer_static main.c)
+target_link_libraries(consumer_static PRIVATE libloop::loop)
+add_executable(consumer_shared main.c)
+target_link_libraries(consumer_shared PRIVATE libloop::loop_shared)
+CEOF
+"$cmake" -S "$work/consumer" -B "$work/consumer/build" -G "$generator" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" \
+    >"$work/consumer.log" 2>&1 || { cat "$work/consumer.log" >&2; fail "consumer configure"; }
+"$cmake" --build "$work/consumer/build" >>"$work/consumer.log" 2>&1 ||
+    { cat "$work/consumer.log" >&2; fail "consumer build"; }
+! needs_libloop "$work/consumer/build/consumer_static" ||
+    fail "libloop::loop is not the static library"
+needs_libloop "$work/consumer/build/consumer_shared" ||
+    fail "libloop::loop_shared is not the shared library"
+"$work/consumer/build/consumer_static" || fail "the CMake static program exited with $?"
+"$work/consumer/build/consumer_shared" || fail "the CMake shared program exited with $?"
+
+echo "install: ok"
