@@ -57,8 +57,8 @@ extern "C" {
 #define LOOP_VERSION_PATCH 0
 
 /* Durations in nanoseconds. */
-#define LOOP_MS(n) ((uint64_t)(n) * 1000000u)
-#define LOOP_SEC(n) ((uint64_t)(n) * 1000000000u)
+#define LOOP_MS(n) (1000000u * (uint64_t)(n))
+#define LOOP_SEC(n) (1000000000u * (uint64_t)(n))
 
 /*
  * Bits of the `events` argument of a loop_io_fn.  (Their values are
@@ -239,8 +239,7 @@ LOOP_API int loop_call_later(loop_t *loop, uint64_t delay_ns, loop_fn *fn, void 
  * is the cheap form of call_later that counts from the iteration's start.
  * when_ns == UINT64_MAX never runs.
  */
-LOOP_API int loop_call_at(loop_t *loop, uint64_t when_ns, loop_fn *fn, void *arg,
-                          loop_handle *out);
+LOOP_API int loop_call_at(loop_t *loop, uint64_t when_ns, loop_fn *fn, void *arg, loop_handle *out);
 
 /*
  * Run fn every period_ns, first at one period from this call.  Each next

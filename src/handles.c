@@ -15,8 +15,8 @@ int loop__slot_new(loop_t *loop, loop_fn *fn, void *arg, uint32_t *index)
     } else {
         if (loop->nslots == UINT32_MAX - 1) /* UINT32_MAX is the list's end */
             return -ENOMEM;
-        int err = loop__grow(loop, (void **)&loop->slots, &loop->slots_cap,
-                             sizeof(*loop->slots), loop->nslots + 1);
+        int err = loop__grow(loop, (void **)&loop->slots, &loop->slots_cap, sizeof(*loop->slots),
+                             loop->nslots + 1);
         if (err)
             return err;
         i = loop->nslots++;

@@ -37,13 +37,13 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
-#define LOOP__NEVER UINT64_MAX   /* a deadline that never comes */
-#define LOOP__QUEUED UINT32_MAX  /* slot.pos of a slot whose callback is in the ring */
-#define LOOP__MAX_EVENTS 512     /* epoll events taken per wait */
-#define LOOP__POLL_INTERVAL 64   /* default options.poll_interval */
-#define LOOP__WAKE_DATA UINT64_MAX      /* epoll data of the loop's own eventfd */
+#define LOOP__NEVER UINT64_MAX            /* a deadline that never comes */
+#define LOOP__QUEUED UINT32_MAX           /* slot.pos of a slot whose callback is in the ring */
+#define LOOP__MAX_EVENTS 512              /* epoll events taken per wait */
+#define LOOP__POLL_INTERVAL 64            /* default options.poll_interval */
+#define LOOP__WAKE_DATA UINT64_MAX        /* epoll data of the loop's own eventfd */
 #define LOOP__TIMER_DATA (UINT64_MAX - 1) /* epoll data of the loop's timerfd */
-#define LOOP__NSIG 65            /* signal numbers 1..64 */
+#define LOOP__NSIG 65                     /* signal numbers 1..64 */
 
 /* Kinds of ring entries with fn == NULL, in their arg. */
 #define LOOP__DISPATCH_READ 1u
@@ -106,7 +106,7 @@ struct loop {
     int stop_requested;
     uint32_t refs;
     uint32_t poll_interval; /* 0: strict, poll every iteration */
-    uint32_t unpolled; /* callbacks run since the last poll */
+    uint32_t unpolled;      /* callbacks run since the last poll */
     loop_fn *before_poll, *after_poll;
     void *before_poll_arg, *after_poll_arg;
     loop_stats_t stats;
@@ -142,9 +142,9 @@ struct loop {
 
     /* fds (io_epoll.c) */
     int epfd;
-    int no_pwait2;    /* the kernel (or valgrind) lacks epoll_pwait2 */
-    int timerfd;      /* wakes timed waits without timer slack; -1 if none */
-    uint64_t armed;   /* the timerfd's deadline; 0: disarmed */
+    int no_pwait2;  /* the kernel (or valgrind) lacks epoll_pwait2 */
+    int timerfd;    /* wakes timed waits without timer slack; -1 if none */
+    uint64_t armed; /* the timerfd's deadline; 0: disarmed */
     struct loop__fd *fds;
     uint32_t nfds_cap;
     uint32_t nwatched; /* fds with a reader or a writer */
@@ -201,8 +201,7 @@ void loop__heap_free(loop_t *loop);
 int loop__ready_push(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_t gen);
 
 /* Append to the ring, which the caller made room in (loop__ready_reserve). */
-static inline void loop__ready_put(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref,
-                                   uint32_t gen)
+static inline void loop__ready_put(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_t gen)
 {
     struct loop__ready *e = &loop->ring[loop->ring_tail++ & loop->ring_mask];
     e->fn = fn;

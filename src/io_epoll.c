@@ -295,8 +295,8 @@ static int wait_events(loop_t *loop, int64_t timeout_ns)
 #ifdef SYS_epoll_pwait2
     if (timeout_ns > 0 && !loop->no_pwait2) {
         struct timespec ts = {(time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000)};
-        long n = syscall(SYS_epoll_pwait2, loop->epfd, loop->events, LOOP__MAX_EVENTS, &ts,
-                         NULL, 0);
+        long n =
+            syscall(SYS_epoll_pwait2, loop->epfd, loop->events, LOOP__MAX_EVENTS, &ts, NULL, 0);
         if (n >= 0 || errno != ENOSYS)
             return n < 0 ? -errno : (int)n;
         loop->no_pwait2 = 1;

@@ -214,8 +214,8 @@ void loop__run_io_timed(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, v
 /* Could anything ever run a callback again? */
 static bool alive(loop_t *loop)
 {
-    return loop__ready_count(loop) || loop->nheap || loop->nwatched || loop->refs || loop->signals ||
-           loop__wakeup_pending(loop);
+    return loop__ready_count(loop) || loop->nheap || loop->nwatched || loop->refs ||
+           loop->signals || loop__wakeup_pending(loop);
 }
 
 int64_t loop_timeout_ns(const loop_t *loop)
@@ -283,8 +283,7 @@ static int64_t poll_timeout(loop_t *loop, int64_t cap)
 
 static bool may_skip_poll(const loop_t *loop)
 {
-    return loop__ready_count(loop) && loop->unpolled < loop->poll_interval &&
-           !loop->stop_requested;
+    return loop__ready_count(loop) && loop->unpolled < loop->poll_interval && !loop->stop_requested;
 }
 
 /*
@@ -317,7 +316,8 @@ static int poll_phase(loop_t *loop, int64_t cap)
         if (timeout > 0 && !err)
             loop->now = loop__deadline(loop->now, (uint64_t)timeout);
     } else {
-        err = loop__io_poll(loop, timeout, timeout > 0 ? loop__deadline(start, (uint64_t)timeout) : 0);
+        err = loop__io_poll(loop, timeout,
+                            timeout > 0 ? loop__deadline(start, (uint64_t)timeout) : 0);
         loop->now = loop__clock_read(loop);
     }
     loop->mark_fresh = false;
@@ -344,11 +344,11 @@ static void end_busy(loop_t *loop)
 
 static int iterate(loop_t *loop, int64_t cap, bool once)
 {
-    int polled = poll_phase(loop, cap);                 /* phases 1-3 */
+    int polled = poll_phase(loop, cap); /* phases 1-3 */
     int err = polled < 0 ? polled : 0;
     if (!err && loop__timer_due(loop))
-        err = loop__timers_expire(loop);                /* phase 4 */
-    loop__ready_run_snapshots(loop, !once);             /* phase 5 */
+        err = loop__timers_expire(loop);    /* phase 4 */
+    loop__ready_run_snapshots(loop, !once); /* phase 5 */
     if (polled)
         end_busy(loop);
     else

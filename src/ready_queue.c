@@ -22,8 +22,8 @@ int loop__ready_reserve(loop_t *loop, uint32_t more)
         return -ENOMEM;
     if (count + more <= old)
         return 0;
-    int err = loop__grow(loop, (void **)&loop->ring, &loop->ring_cap, sizeof(*loop->ring),
-                         count + more);
+    int err =
+        loop__grow(loop, (void **)&loop->ring, &loop->ring_cap, sizeof(*loop->ring), count + more);
     if (err)
         return err;
     /* Re-base the indices on the new mask: entries that wrapped past the

@@ -86,8 +86,8 @@ int loop_call_soon_threadsafe(loop_t *loop, loop_fn *fn, void *arg)
         return -EINVAL;
     pthread_mutex_lock(&loop->post_lock);
     uint32_t n = loop->nposts;
-    int err = loop__grow(loop, (void **)&loop->posts, &loop->posts_cap, sizeof(*loop->posts),
-                         n + 1);
+    int err =
+        loop__grow(loop, (void **)&loop->posts, &loop->posts_cap, sizeof(*loop->posts), n + 1);
     if (!err) {
         loop->posts[n] = (struct loop__post){fn, arg};
         __atomic_store_n(&loop->nposts, n + 1, __ATOMIC_RELAXED);
