@@ -41,6 +41,8 @@ void loop__slot_release(loop_t *loop, uint32_t i)
     s->pos = loop->free_slot;
     loop->free_slot = i;
     loop->live_slots--;
+    if (i < loop->stale_cap)
+        loop->stale[i] = 0; /* its ring entries are stale by generation now */
 }
 
 /* The live slot a handle names, or NULL. */
@@ -74,8 +76,33 @@ int loop__slot_set_period(loop_t *loop, uint32_t i, uint64_t period)
     return 0;
 }
 
+/*
+ * A queued one-shot goes back into the heap (loop_reschedule): its entry
+ * in the ring must not run it, even if it is queued again in the same
+ * iteration, when the generation check alone would pass.  Entries it left
+ * behind always precede a newer one, so the run phase skips as many as are
+ * counted here.
+ */
+int loop__slot_leave_ring(loop_t *loop, uint32_t i)
+{
+    uint32_t old = loop->stale_cap;
+    if (i >= old) {
+        int err = loop__grow(loop, (void **)&loop->stale, &loop->stale_cap, sizeof(*loop->stale),
+                             loop->slots_cap);
+        if (err)
+            return err;
+        for (uint32_t k = old; k < loop->stale_cap; k++)
+            loop->stale[k] = 0;
+    }
+    loop->stale[i]++;
+    return 0;
+}
+
 void loop__slots_free(loop_t *loop)
 {
+    loop__realloc(loop, loop->stale, 0);
+    loop->stale = NULL;
+    loop->stale_cap = 0;
     loop__realloc(loop, loop->periods, 0);
     loop->periods = NULL;
     loop->periods_cap = 0;

@@ -67,6 +67,12 @@ struct loop__timer {
     uint32_t slot;
 };
 
+/* A deadline pushed back lazily (see loop_reschedule_at); when 0: none. */
+struct loop__later {
+    uint64_t when;
+    uint64_t seq;
+};
+
 struct loop__ready {
     loop_fn *fn; /* NULL: an fd dispatch; arg then holds the direction bit */
     void *arg;
@@ -129,11 +135,15 @@ struct loop {
     uint32_t live_slots;
     uint64_t *periods; /* per slot, 0 for one-shot; NULL until call_every */
     uint32_t periods_cap;
+    uint32_t *stale; /* per slot: ring entries it left behind; NULL until then */
+    uint32_t stale_cap;
 
     /* timers (timer_heap.c) */
     struct loop__timer *heap;
     uint32_t nheap, heap_cap;
     uint64_t timer_seq;
+    struct loop__later *later; /* per slot; NULL until a deadline is pushed back */
+    uint32_t later_cap;
 
     /* ready ring (ready_queue.c) */
     struct loop__ready *ring;
@@ -182,6 +192,7 @@ void loop__slot_release(loop_t *loop, uint32_t index);
 struct loop__slot *loop__slot_get(loop_t *loop, loop_handle h, uint32_t *index);
 loop_handle loop__slot_handle(const loop_t *loop, uint32_t index);
 int loop__slot_set_period(loop_t *loop, uint32_t index, uint64_t period);
+int loop__slot_leave_ring(loop_t *loop, uint32_t index);
 
 static inline uint64_t loop__slot_period(const loop_t *loop, uint32_t index)
 {
@@ -193,6 +204,7 @@ void loop__slots_free(loop_t *loop);
 int loop__heap_push(loop_t *loop, uint64_t when, uint32_t slot);
 void loop__heap_remove(loop_t *loop, uint32_t pos);
 void loop__heap_move(loop_t *loop, uint32_t pos, uint64_t when);
+void loop__heap_settle(loop_t *loop);
 uint64_t loop__heap_next(const loop_t *loop);
 int loop__timers_expire(loop_t *loop);
 void loop__heap_free(loop_t *loop);

@@ -130,6 +130,8 @@ static int sync_fd(loop_t *loop, int fd)
     if (!f->inkernel || err == -ENOENT) { /* ENOENT: closed and reopened */
         f->kgen = next_gen(loop);
         err = ctl(loop, EPOLL_CTL_ADD, fd, mask);
+        if (err == -EEXIST) /* the file outlived a close elsewhere (dup) */
+            err = ctl(loop, EPOLL_CTL_MOD, fd, mask);
     }
     if (err)
         return err;

@@ -269,6 +269,7 @@ static int64_t poll_timeout(loop_t *loop, int64_t cap)
 {
     if (loop__ready_count(loop) || loop->stop_requested || !alive(loop))
         return 0;
+    loop__heap_settle(loop);
     uint64_t when = loop__heap_next(loop);
     int64_t t = -1;
     if (when != LOOP__NEVER) {

@@ -89,10 +89,12 @@ static inline void run_checked(loop_t *loop, loop_fn *fn, void *arg, uint32_t re
     struct loop__slot *s = &loop->slots[ref];
     if (s->gen != gen)
         return; /* cancelled after it was queued */
+    if (ref < loop->stale_cap && loop->stale[ref]) {
+        loop->stale[ref]--; /* rescheduled after it was queued */
+        return;
+    }
     if (s->pos == LOOP__QUEUED)
         loop__slot_release(loop, ref); /* one-shot: it has run */
-    else if (!loop__slot_period(loop, ref))
-        return; /* one-shot rescheduled after it was queued: back in the heap */
     loop__run_callback(loop, fn, arg);
 }
 

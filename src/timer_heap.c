@@ -4,6 +4,13 @@
  * were scheduled.  Each slot remembers its heap position, which makes
  * cancel O(log n).  Entries carry their keys inline so that sifting never
  * touches the slots except to record moves.
+ *
+ * Pushing a deadline back (the idle-timeout pattern: every bit of activity
+ * moves the timeout later) is O(1): the new key is noted in a side array,
+ * `later`, and the entry is re-keyed only when its old deadline reaches the
+ * top of the heap.  The sequence number is taken when the call is made, so
+ * ties still order as if the entry had moved at once.  A deadline brought
+ * forward moves at once.
  */
 #include "internal.h"
 
@@ -60,8 +67,51 @@ int loop__heap_push(loop_t *loop, uint64_t when, uint32_t slot)
     return 0;
 }
 
+static bool has_later(const loop_t *loop, uint32_t slot)
+{
+    return slot < loop->later_cap && loop->later[slot].when;
+}
+
+static void clear_later(loop_t *loop, uint32_t slot)
+{
+    if (slot < loop->later_cap)
+        loop->later[slot].when = 0;
+}
+
+/* Note a later deadline for slot; false if the side array cannot grow. */
+static bool set_later(loop_t *loop, uint32_t slot, uint64_t when)
+{
+    uint32_t old = loop->later_cap;
+    if (slot >= old) {
+        if (loop__grow(loop, (void **)&loop->later, &loop->later_cap, sizeof(*loop->later),
+                       loop->slots_cap))
+            return false;
+        for (uint32_t k = old; k < loop->later_cap; k++)
+            loop->later[k].when = 0;
+    }
+    loop->later[slot] = (struct loop__later){when, loop->timer_seq++};
+    return true;
+}
+
+/* The top's deadline was pushed back: give it its real key. */
+static void rekey_top(loop_t *loop)
+{
+    uint32_t slot = loop->heap[0].slot;
+    struct loop__later l = loop->later[slot];
+    loop->later[slot].when = 0;
+    sift_down(loop, 0, (struct loop__timer){l.when, l.seq, slot});
+}
+
+/* Before the earliest deadline is used to sleep: make it a real one. */
+void loop__heap_settle(loop_t *loop)
+{
+    while (loop->nheap && has_later(loop, loop->heap[0].slot))
+        rekey_top(loop);
+}
+
 void loop__heap_remove(loop_t *loop, uint32_t pos)
 {
+    clear_later(loop, loop->heap[pos].slot);
     struct loop__timer last = loop->heap[--loop->nheap];
     if (pos == loop->nheap)
         return;
@@ -98,6 +148,10 @@ int loop__timers_expire(loop_t *loop)
 {
     uint64_t now = loop->now;
     while (loop->nheap && loop->heap[0].when <= now && loop->heap[0].when != LOOP__NEVER) {
+        if (has_later(loop, loop->heap[0].slot)) {
+            rekey_top(loop);
+            continue;
+        }
         int err = loop__ready_reserve(loop, 1);
         if (err)
             return err;
@@ -120,6 +174,9 @@ int loop__timers_expire(loop_t *loop)
 
 void loop__heap_free(loop_t *loop)
 {
+    loop__realloc(loop, loop->later, 0);
+    loop->later = NULL;
+    loop->later_cap = 0;
     loop__realloc(loop, loop->heap, 0);
     loop->heap = NULL;
     loop->nheap = loop->heap_cap = 0;
@@ -175,10 +232,11 @@ int loop_call_every(loop_t *loop, uint64_t period_ns, loop_fn *fn, void *arg, lo
 }
 
 /*
- * Move a pending callback to a new deadline in place: one sift instead of
- * a cancel and a schedule (two sifts, a slot freed and taken again).  A
- * one-shot already queued in this iteration goes back into the heap, and
- * its queued run is dropped (see run_checked in ready_queue.c).
+ * Move a pending callback to a new deadline in place: at most one sift
+ * instead of a cancel and a schedule (two sifts, a slot freed and taken
+ * again), and none when the deadline moves later.  A one-shot already
+ * queued in this iteration goes back into the heap, and its queued run is
+ * dropped (see run_checked in ready_queue.c).
  */
 int loop_reschedule_at(loop_t *loop, loop_handle h, uint64_t when_ns)
 {
@@ -189,10 +247,19 @@ int loop_reschedule_at(loop_t *loop, loop_handle h, uint64_t when_ns)
     if (!s)
         return -ENOENT;
     if (s->pos != LOOP__QUEUED) {
+        if (when_ns > loop->heap[s->pos].when && set_later(loop, i, when_ns))
+            return 0;
+        clear_later(loop, i);
         loop__heap_move(loop, s->pos, when_ns);
         return 0;
     }
-    return loop__heap_push(loop, when_ns, i);
+    int err = loop__slot_leave_ring(loop, i);
+    if (!err) {
+        err = loop__heap_push(loop, when_ns, i);
+        if (err)
+            loop->stale[i]--; /* still queued, as before the call */
+    }
+    return err;
 }
 
 int loop_reschedule(loop_t *loop, loop_handle h, uint64_t delay_ns)

@@ -33,6 +33,13 @@ static int verify_slots(const loop_t *loop, const char **why)
         CHECK(s->pos != LOOP__QUEUED || !loop__slot_period(loop, i),
               "slots: a repeating timer is out of the heap");
     }
+    for (uint32_t i = 0; i < loop->later_cap && i < loop->nslots; i++)
+        CHECK(!loop->later[i].when ||
+                  ((loop->slots[i].gen & 1) && loop->slots[i].pos != LOOP__QUEUED),
+              "slots: a pushed-back deadline for a slot not in the heap");
+    for (uint32_t i = 0; i < loop->stale_cap && i < loop->nslots; i++)
+        CHECK(!loop->stale[i] || (loop->slots[i].gen & 1),
+              "slots: a free slot counts ring entries it left behind");
     CHECK(live == loop->live_slots, "slots: live count is wrong");
     CHECK(live + free_count == loop->nslots, "slots: a slot is neither live nor free");
     return 0;
@@ -47,6 +54,11 @@ static int verify_heap(const loop_t *loop, const char **why)
               "heap: entry names a free slot");
         CHECK(loop->slots[t->slot].pos == i, "heap: slot does not record its position");
         CHECK(t->seq < loop->timer_seq, "heap: sequence from the future");
+        if (t->slot < loop->later_cap && loop->later[t->slot].when) {
+            CHECK(loop->later[t->slot].when > t->when, "heap: a pushed-back deadline is not later");
+            CHECK(loop->later[t->slot].seq < loop->timer_seq,
+                  "heap: later sequence from the future");
+        }
         if (i == 0)
             continue;
         const struct loop__timer *p = &loop->heap[(i - 1) / 2];
