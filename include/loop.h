@@ -15,8 +15,10 @@
  *    runs.  The library never aborts, prints or exits, and every failure,
  *    -ENOMEM included, leaves the loop consistent and usable.
  *  - Threads.  A loop belongs to the thread that runs it.  No function here
- *    may be called on one loop from two threads at once.  Different loops
- *    are independent: the library keeps no global state.
+ *    may be called on one loop from two threads at once, except
+ *    loop_call_soon_threadsafe(), which any thread may call at any time.
+ *    Different loops are independent; the only state they share is which
+ *    loop owns each signal, because signal dispositions are the process's.
  *  - Callbacks.  Every function may be called from inside a callback running
  *    on the same loop, except loop_run(), loop_run_once() and loop_free(),
  *    which return -EBUSY there.
@@ -26,7 +28,7 @@
  * One iteration (loop_run_once) runs these phases, as asyncio's _run_once:
  *
  *   1. timeout: 0 if callbacks are ready or a stop was asked for; else the
- *      time to the earliest timer, rounded up; else block.
+ *      time to the earliest timer (never shorter); else block.
  *   2. poll: one epoll wait.  EINTR is an iteration with no events.
  *   3. I/O: each ready fd queues its reader, then its writer.
  *   4. timers: every timer due by loop_now() is queued, in deadline order;
