@@ -7,33 +7,6 @@
 
 #include <errno.h>
 
-int loop__slot_new(loop_t *loop, loop_fn *fn, void *arg, uint32_t *index)
-{
-    uint32_t i = loop->free_slot;
-    if (i != UINT32_MAX) {
-        loop->free_slot = loop->slots[i].pos;
-    } else {
-        if (loop->nslots == UINT32_MAX - 1) /* UINT32_MAX is the list's end */
-            return -ENOMEM;
-        int err = loop__grow(loop, (void **)&loop->slots, &loop->slots_cap, sizeof(*loop->slots),
-                             loop->nslots + 1);
-        if (err)
-            return err;
-        i = loop->nslots++;
-        loop->slots[i].gen = 0;
-    }
-    struct loop__slot *s = &loop->slots[i];
-    s->gen++; /* even (free) -> odd (live) */
-    s->fn = fn;
-    s->arg = arg;
-    s->pos = LOOP__QUEUED;
-    if (i < loop->periods_cap)
-        loop->periods[i] = 0; /* slots past the array are one-shot anyway */
-    loop->live_slots++;
-    *index = i;
-    return 0;
-}
-
 void loop__slot_release(loop_t *loop, uint32_t i)
 {
     struct loop__slot *s = &loop->slots[i];

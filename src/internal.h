@@ -32,6 +32,7 @@
 
 #include "loop.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -180,19 +181,53 @@ struct loop {
 
 /* loop.c: allocation through the loop's allocator. */
 void *loop__realloc(loop_t *loop, void *ptr, size_t size);
-int loop__grow(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32_t need);
+int loop__grow_slow(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32_t need);
+
+/* Make *arr (of *cap elements) hold need elements, growing it by doubling. */
+static inline int loop__grow(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32_t need)
+{
+    return need <= *cap ? 0 : loop__grow_slow(loop, arr, cap, elem, need);
+}
 
 /* clock.c */
 uint64_t loop__clock_read(const loop_t *loop);
 uint64_t loop__deadline(uint64_t base, uint64_t delay);
 
 /* handles.c */
-int loop__slot_new(loop_t *loop, loop_fn *fn, void *arg, uint32_t *index);
 void loop__slot_release(loop_t *loop, uint32_t index);
 struct loop__slot *loop__slot_get(loop_t *loop, loop_handle h, uint32_t *index);
 loop_handle loop__slot_handle(const loop_t *loop, uint32_t index);
 int loop__slot_set_period(loop_t *loop, uint32_t index, uint64_t period);
 int loop__slot_leave_ring(loop_t *loop, uint32_t index);
+
+/* A live slot for fn and arg, LOOP__QUEUED: the free list first, else the
+ * slab grows.  Inline: every call_later and handle-taking call_soon. */
+static inline int loop__slot_new(loop_t *loop, loop_fn *fn, void *arg, uint32_t *index)
+{
+    uint32_t i = loop->free_slot;
+    if (i != UINT32_MAX) {
+        loop->free_slot = loop->slots[i].pos;
+    } else {
+        if (loop->nslots == UINT32_MAX - 1) /* UINT32_MAX is the list's end */
+            return -ENOMEM;
+        int err = loop__grow(loop, (void **)&loop->slots, &loop->slots_cap, sizeof(*loop->slots),
+                             loop->nslots + 1);
+        if (err)
+            return err;
+        i = loop->nslots++;
+        loop->slots[i].gen = 0;
+    }
+    struct loop__slot *s = &loop->slots[i];
+    s->gen++; /* even (free) -> odd (live) */
+    s->fn = fn;
+    s->arg = arg;
+    s->pos = LOOP__QUEUED;
+    if (i < loop->periods_cap)
+        loop->periods[i] = 0; /* slots past the array are one-shot anyway */
+    loop->live_slots++;
+    *index = i;
+    return 0;
+}
 
 static inline uint64_t loop__slot_period(const loop_t *loop, uint32_t index)
 {
@@ -201,7 +236,6 @@ static inline uint64_t loop__slot_period(const loop_t *loop, uint32_t index)
 void loop__slots_free(loop_t *loop);
 
 /* timer_heap.c */
-int loop__heap_push(loop_t *loop, uint64_t when, uint32_t slot);
 void loop__heap_remove(loop_t *loop, uint32_t pos);
 void loop__heap_move(loop_t *loop, uint32_t pos, uint64_t when);
 void loop__heap_settle(loop_t *loop);

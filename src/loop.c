@@ -23,10 +23,8 @@ void *loop__realloc(loop_t *loop, void *ptr, size_t size)
 }
 
 /* Grow *arr (of *cap elements) by doubling until it holds need elements. */
-int loop__grow(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32_t need)
+int loop__grow_slow(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32_t need)
 {
-    if (need <= *cap)
-        return 0;
     uint64_t ncap = *cap ? *cap : 16;
     while (ncap < need)
         ncap *= 2;

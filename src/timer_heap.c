@@ -56,7 +56,7 @@ static void sift_down(loop_t *loop, uint32_t pos, struct loop__timer t)
     place(loop, pos, t);
 }
 
-int loop__heap_push(loop_t *loop, uint64_t when, uint32_t slot)
+static inline int heap_push(loop_t *loop, uint64_t when, uint32_t slot)
 {
     int err = loop__grow(loop, (void **)&loop->heap, &loop->heap_cap, sizeof(*loop->heap),
                          loop->nheap + 1);
@@ -182,8 +182,8 @@ void loop__heap_free(loop_t *loop)
     loop->nheap = loop->heap_cap = 0;
 }
 
-static int schedule(loop_t *loop, uint64_t when, uint64_t period, loop_fn *fn, void *arg,
-                    loop_handle *out)
+static inline int schedule(loop_t *loop, uint64_t when, uint64_t period, loop_fn *fn, void *arg,
+                           loop_handle *out)
 {
     uint32_t i;
     int err = loop__slot_new(loop, fn, arg, &i);
@@ -192,7 +192,7 @@ static int schedule(loop_t *loop, uint64_t when, uint64_t period, loop_fn *fn, v
     if (period)
         err = loop__slot_set_period(loop, i, period);
     if (!err)
-        err = loop__heap_push(loop, when, i);
+        err = heap_push(loop, when, i);
     if (err) {
         loop__slot_release(loop, i);
         return err;
@@ -255,7 +255,7 @@ int loop_reschedule_at(loop_t *loop, loop_handle h, uint64_t when_ns)
     }
     int err = loop__slot_leave_ring(loop, i);
     if (!err) {
-        err = loop__heap_push(loop, when_ns, i);
+        err = heap_push(loop, when_ns, i);
         if (err)
             loop->stale[i]--; /* still queued, as before the call */
     }
