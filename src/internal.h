@@ -113,6 +113,7 @@ struct loop {
     int stop_requested;
     uint32_t refs;
     uint32_t poll_interval; /* 0: strict, poll every iteration */
+    uint32_t timer_slack;   /* ns a timed wait may run past its deadline */
     uint32_t unpolled;      /* callbacks run since the last poll */
     loop_fn *before_poll, *after_poll;
     void *before_poll_arg, *after_poll_arg;

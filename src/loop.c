@@ -69,6 +69,8 @@ int loop_new_with(loop_t **out, const loop_options *opts)
     loop->poll_interval = opts->poll_interval ? opts->poll_interval : LOOP__POLL_INTERVAL;
     if (opts->strict_poll)
         loop->poll_interval = 0;
+    if (opts->clock == LOOP_CLOCK_MONOTONIC)
+        loop->timer_slack = opts->timer_slack_ns;
     loop->clock = opts->clock;
     loop->free_slot = UINT32_MAX;
     loop->now = loop__clock_read(loop);
@@ -272,7 +274,7 @@ static int64_t poll_timeout(loop_t *loop, int64_t cap)
     int64_t t = -1;
     if (when != LOOP__NEVER) {
         uint64_t now = fresh_now(loop); /* wait from now, not from the iteration's start */
-        uint64_t d = when > now ? when - now : 0;
+        uint64_t d = when > now ? loop__deadline(when - now, loop->timer_slack) : 0;
         t = d > INT64_MAX ? INT64_MAX : (int64_t)d;
     }
     if (cap >= 0 && (t < 0 || t > cap))

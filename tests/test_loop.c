@@ -79,9 +79,8 @@ static void test_default_mode_checks_timers_within_poll_interval_callbacks(void 
 {
     (void)state;
     loop_t *loop;
-    assert_int_equal(loop_new_with(&loop, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL,
-                                                          .poll_interval = 16}),
-                     0);
+    assert_int_equal(
+        loop_new_with(&loop, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL, .poll_interval = 16}), 0);
     soon_runs = timer_runs = 0;
     assert_int_equal(loop_call_soon(loop, spin, NULL, NULL), 0);
     assert_int_equal(loop_call_at(loop, 0, count_timer, NULL, NULL), 0); /* due at once */
@@ -151,6 +150,47 @@ static void test_adding_the_loops_own_fds_is_rejected(void **state)
     assert_int_equal(loop_free(loop), 0);
 }
 
+static int timer_runs_at[2];
+static uint64_t iteration_of[2];
+
+static void note_iteration(loop_t *loop, void *arg)
+{
+    loop_stats_t st;
+    int k = (int)(intptr_t)arg;
+    assert_int_equal(loop_stats(loop, &st), 0);
+    iteration_of[k] = st.iterations;
+    timer_runs_at[k]++;
+}
+
+static void test_timer_slack_lets_nearby_timers_share_a_wakeup(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    assert_int_equal(loop_new_with(&loop, &(loop_options){.timer_slack_ns = LOOP_MS(5)}), 0);
+    uint64_t now = loop_now(loop);
+    assert_int_equal(loop_call_at(loop, now + LOOP_MS(1), note_iteration, (void *)0, NULL), 0);
+    assert_int_equal(loop_call_at(loop, now + LOOP_MS(2), note_iteration, (void *)1, NULL), 0);
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(timer_runs_at[0] + timer_runs_at[1], 2);
+    /* The wait for the first ends no earlier than 1 ms + 5 ms: both are due. */
+    assert_int_equal(iteration_of[0], iteration_of[1]);
+    assert_int_equal(loop_free(loop), 0);
+}
+
+static void test_virtual_clock_ignores_timer_slack(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    assert_int_equal(loop_new_with(&loop, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL,
+                                                          .timer_slack_ns = LOOP_MS(5)}),
+                     0);
+    assert_int_equal(loop_call_at(loop, LOOP_MS(10), record_time, NULL, NULL), 0);
+    fired_at = 0;
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(fired_at, LOOP_MS(10));
+    assert_int_equal(loop_free(loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +199,8 @@ int main(void)
         cmocka_unit_test(test_strict_mode_polls_every_iteration),
         cmocka_unit_test(test_default_mode_polls_once_per_poll_interval_callbacks),
         cmocka_unit_test(test_adding_the_loops_own_fds_is_rejected),
+        cmocka_unit_test(test_timer_slack_lets_nearby_timers_share_a_wakeup),
+        cmocka_unit_test(test_virtual_clock_ignores_timer_slack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
