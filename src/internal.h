@@ -42,6 +42,7 @@
 #define LOOP__QUEUED UINT32_MAX           /* slot.pos of a slot whose callback is in the ring */
 #define LOOP__MAX_EVENTS 512              /* epoll events taken per wait */
 #define LOOP__POLL_INTERVAL 64            /* default options.poll_interval */
+#define LOOP__PRECISE_WAIT 50000          /* ns: shorter waits do without the timerfd */
 #define LOOP__WAKE_DATA UINT64_MAX        /* epoll data of the loop's own eventfd */
 #define LOOP__TIMER_DATA (UINT64_MAX - 1) /* epoll data of the loop's timerfd */
 #define LOOP__NSIG 65                     /* signal numbers 1..64 */
