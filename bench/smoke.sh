@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The benchmarks' smoke pass: every adapter, every workload, tiny sizes.
+# Each adapter checks its own counts; speed is never pass/fail.
+#
+#   bench/smoke.sh [BUILD_DIR]      # default build-bench-smoke; configured and built here
+#
+# Peers that are not installed are left out, not failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${1:-build-bench-smoke}
+cmake -S . -B "$BUILD" -DLOOP_BUILD_BENCH=ON -DLOOP_WERROR=ON -DLOOP_BUILD_TESTS=OFF \
+    -DLOOP_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+exec python3 bench/run.py --smoke --bindir "$BUILD/bench"
