@@ -43,6 +43,7 @@
 #define LOOP__MAX_EVENTS 512              /* epoll events taken per wait */
 #define LOOP__POLL_INTERVAL 64            /* default options.poll_interval */
 #define LOOP__PRECISE_WAIT 50000          /* ns: shorter waits do without the timerfd */
+#define LOOP__RING_KEEP 65536             /* entries an empty ring keeps; more are given back */
 #define LOOP__WAKE_DATA UINT64_MAX        /* epoll data of the loop's own eventfd */
 #define LOOP__TIMER_DATA (UINT64_MAX - 1) /* epoll data of the loop's timerfd */
 #define LOOP__NSIG 65                     /* signal numbers 1..64 */
@@ -260,6 +261,7 @@ static inline void loop__ready_put(loop_t *loop, loop_fn *fn, void *arg, uint32_
 int loop__ready_reserve(loop_t *loop, uint32_t more);
 void loop__ready_run(loop_t *loop, uint32_t n);
 void loop__ready_run_snapshots(loop_t *loop, bool chain);
+void loop__ready_trim(loop_t *loop);
 void loop__ready_free(loop_t *loop);
 
 /* loop.c: run one callback (timed, if slow callbacks are reported). */

@@ -350,6 +350,7 @@ static int iterate(loop_t *loop, int64_t cap, bool once)
     if (!err && loop__timer_due(loop))
         err = loop__timers_expire(loop);    /* phase 4 */
     loop__ready_run_snapshots(loop, !once); /* phase 5 */
+    loop__ready_trim(loop);
     if (polled)
         end_busy(loop);
     else

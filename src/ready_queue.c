@@ -1,7 +1,10 @@
 /*
  * The ready queue: a ring of (fn, arg, ref, gen) with free-running head and
- * tail indices and a power-of-two capacity, grown by doubling and never
- * shrunk, so steady state allocates nothing.  Cancelled entries stay in the
+ * tail indices and a power-of-two capacity, grown by doubling and kept, so
+ * steady state allocates nothing.  Only a ring grown past LOOP__RING_KEEP
+ * entries (1.5 MB) by a burst is given back once the burst has drained:
+ * memory stays bounded by what is live, at the price of one allocation per
+ * burst of that size.  Cancelled entries stay in the
  * ring and are skipped when their turn comes (their slot generation no
  * longer matches): cancel is O(1).
  *
@@ -138,6 +141,12 @@ void loop__ready_run_snapshots(loop_t *loop, bool chain)
         loop->stats.iterations++;
         run_n(loop, n);
     } while (chain && next_skips_poll(loop));
+}
+
+void loop__ready_trim(loop_t *loop)
+{
+    if (loop->ring_cap > LOOP__RING_KEEP && !loop__ready_count(loop))
+        loop__ready_free(loop);
 }
 
 void loop__ready_free(loop_t *loop)

@@ -122,12 +122,47 @@ static void test_steady_timer_chain_with_handles_allocates_nothing(void **state)
     assert_int_equal(loop_free(loop), 0);
 }
 
+static void nop(loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+}
+
+static void test_a_drained_burst_gives_its_ring_back(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    assert_int_equal(loop_new(&loop), 0);
+    for (uint32_t i = 0; i < 4 * LOOP__RING_KEEP; i++)
+        assert_int_equal(loop_call_soon(loop, nop, NULL, NULL), 0);
+    assert_true(loop->ring_cap > LOOP__RING_KEEP);
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(loop->ring_cap, 0);
+    assert_valid(loop);
+    assert_int_equal(loop_free(loop), 0);
+}
+
+static void test_a_ring_within_the_keep_size_is_kept(void **state)
+{
+    (void)state;
+    loop_t *loop;
+    assert_int_equal(loop_new(&loop), 0);
+    for (uint32_t i = 0; i < LOOP__RING_KEEP; i++)
+        assert_int_equal(loop_call_soon(loop, nop, NULL, NULL), 0);
+    uint32_t cap = loop->ring_cap;
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(loop->ring_cap, cap);
+    assert_int_equal(loop_free(loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_keeps_fifo_order_when_growing_while_wrapped),
         cmocka_unit_test(test_steady_call_soon_chain_allocates_nothing),
         cmocka_unit_test(test_steady_timer_chain_with_handles_allocates_nothing),
+        cmocka_unit_test(test_a_drained_burst_gives_its_ring_back),
+        cmocka_unit_test(test_a_ring_within_the_keep_size_is_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
