@@ -321,7 +321,8 @@ static void test_eintr_storm_fails_nothing_and_delays_little(void **state)
            (int)storm_signals, interval / 1000, after.polls - before.polls, n + 1,
            (double)lone_late / 1e6);
     report("timers under an EINTR storm", late, nlate);
-    assert_true(storm_signals > 10);
+    /* The storm happened (valgrind delivers signals at its own pace). */
+    assert_true(storm_signals > (RUNNING_ON_VALGRIND ? 0 : 10));
     if (!RUNNING_ON_VALGRIND)
         assert_true(late[nlate - 1] < LATE_BOUND_NS);
     assert_int_equal(loop_free(loop), 0);
