@@ -48,6 +48,7 @@
 #endif
 
 #include "internal.h"
+#include "fdleak.h"
 
 static size_t scaled(size_t n)
 {
@@ -531,57 +532,6 @@ static void test_nine_thousand_readable_socketpairs_are_all_served(void **state)
     free(sv);
     free(served);
     served = NULL;
-}
-
-/* ---- fd leak check around the suite ------------------------------------ */
-
-#define MAXFDS 256
-static int fds_before[MAXFDS], nfds_before;
-
-static int cmp_int(const void *x, const void *y)
-{
-    return *(const int *)x - *(const int *)y;
-}
-
-/* Open fds, sorted; those at or above the soft limit are valgrind's own. */
-static int list_fds(int *fds, int max)
-{
-    struct rlimit rl;
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d || getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        if (d)
-            closedir(d);
-        return -1;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        int fd = atoi(e->d_name);
-        if (fd != dirfd(d) && (rlim_t)fd < rl.rlim_cur && n < max)
-            fds[n++] = fd;
-    }
-    closedir(d);
-    qsort(fds, (size_t)n, sizeof(int), cmp_int);
-    return n;
-}
-
-static int snapshot_fds(void **state)
-{
-    (void)state;
-    nfds_before = list_fds(fds_before, MAXFDS);
-    return nfds_before < 0 ? -1 : 0;
-}
-
-/* Last in the suite: every fd open now was open before the first test. */
-static void test_the_suite_leaked_no_fd(void **state)
-{
-    (void)state;
-    int now[MAXFDS];
-    int n = list_fds(now, MAXFDS);
-    if (n != nfds_before || memcmp(now, fds_before, (size_t)n * sizeof(int)) != 0)
-        fail_msg("fd leak: %d open fds before the suite, %d after", nfds_before, n);
 }
 
 int main(void)

@@ -30,41 +30,14 @@
 #include <unistd.h>
 
 #include "internal.h"
+#define FDLEAK_NO_SUITE_CHECK
+#include "fdleak.h"
 
 #define MAXFDS 1024
 
 /* fd sets live in static storage, not on the stack: valgrind cannot grow
  * the main stack across untouched pages while it delivers a signal, and
  * the tests raise signals. */
-
-static int cmp_int(const void *x, const void *y)
-{
-    return *(const int *)x - *(const int *)y;
-}
-
-/* Open fds, sorted; those at or above the soft limit are valgrind's own. */
-static int list_fds(int *fds, int max)
-{
-    struct rlimit rl;
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d || getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        if (d)
-            closedir(d);
-        return -1;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        int fd = atoi(e->d_name);
-        if (fd != dirfd(d) && (rlim_t)fd < rl.rlim_cur && n < max)
-            fds[n++] = fd;
-    }
-    closedir(d);
-    qsort(fds, (size_t)n, sizeof(int), cmp_int);
-    return n;
-}
 
 struct fdset {
     int fd[MAXFDS];
@@ -79,7 +52,7 @@ static void snapshot(struct fdset *s)
 
 static bool has(const struct fdset *s, int fd)
 {
-    return bsearch(&fd, s->fd, (size_t)s->n, sizeof(int), cmp_int) != NULL;
+    return bsearch(&fd, s->fd, (size_t)s->n, sizeof(int), fdleak_cmp) != NULL;
 }
 
 static void assert_same_fds(const struct fdset *before, const char *when)
