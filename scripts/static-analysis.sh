@@ -5,7 +5,7 @@
 #
 #   1. cppcheck on src/ (warning, style, performance, portability),
 #      --error-exitcode=1, with the compile flags of the real build
-#   2. clang-tidy on src/*.c with .clang-tidy (bugprone-*, clang-analyzer-*,
+#   2. clang-tidy on src/*/*.c with .clang-tidy (bugprone-*, clang-analyzer-*,
 #      performance-*), through build-static/compile_commands.json
 #   3. clang-format --dry-run --Werror with .clang-format, on src/,
 #      include/ and the test and fuzz sources this kind of check owns
@@ -58,7 +58,7 @@ fi
 
 step "clang-tidy $(clang-tidy --version | awk '/version/ {print $NF}')"
 tidy_failed=0
-sources=(src/*.c)
+sources=(src/*/*.c)
 # One process per source, $JOBS at a time.
 printf '%s\n' "${sources[@]}" |
     xargs -P "$JOBS" -n 1 clang-tidy -p "$build" --quiet >"$build/clang-tidy.log" 2>&1 ||
@@ -72,8 +72,8 @@ else
 fi
 
 step "clang-format $(clang-format --version | awk '/version/ {print $NF}')"
-format_files=(src/*.c src/*.h include/*.h)
-for f in tests/test_model.c tests/test_load.c tests/test_time.c tests/test_resources.c \
+format_files=(src/*/*.c src/*/*.h include/*.h)
+for f in tests/core/test_model.c tests/core/test_load.c tests/core/test_time.c tests/core/test_resources.c \
     fuzz/*.c; do
     [ -e "$f" ] && format_files+=("$f")
 done

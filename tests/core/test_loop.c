@@ -1,5 +1,5 @@
 /*
- * The iteration itself (src/loop.c): how phases chain, what the default
+ * The iteration itself (src/core/loop.c): how phases chain, what the default
  * (non-strict) mode may skip, and regressions in them.
  */
 #include <setjmp.h>

@@ -11,33 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-void *loop__realloc(loop_t *loop, void *ptr, size_t size)
-{
-    if (loop->realloc)
-        return loop->realloc(loop->alloc_ctx, ptr, size);
-    if (size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    return realloc(ptr, size);
-}
-
-/* Grow *arr (of *cap elements) by doubling until it holds need elements. */
-int loop__grow_slow(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32_t need)
-{
-    uint64_t ncap = *cap ? *cap : 16;
-    while (ncap < need)
-        ncap *= 2;
-    if (ncap > UINT32_MAX || ncap > SIZE_MAX / elem)
-        return -ENOMEM;
-    void *p = loop__realloc(loop, *arr, (size_t)ncap * elem);
-    if (!p)
-        return -ENOMEM;
-    *arr = p;
-    *cap = (uint32_t)ncap;
-    return 0;
-}
-
 int loop_new(loop_t **out)
 {
     return loop_new_with(out, NULL);
