@@ -281,11 +281,32 @@ LOOP_API int loop_reschedule(loop_t *loop, loop_handle h, uint64_t delay_ns);
 LOOP_API int loop_reschedule_at(loop_t *loop, loop_handle h, uint64_t when_ns);
 
 /*
+ * Arm a timer held in a caller's variable, whether or not it has run: if
+ * *timer names a pending callback of this loop (waiting, or queued to run
+ * in this iteration), it moves to the new deadline as loop_reschedule()
+ * moves it, and its fn and arg become these; otherwise (it is {0}, already
+ * ran, or was cancelled) a new one-shot is scheduled as loop_call_later()
+ * / loop_call_at() schedule it, and *timer is set to its handle.  So
+ *
+ *     loop_arm(loop, &conn->timeout, LOOP_SEC(5), on_timeout, conn);
+ *
+ * is always right, as libuv's uv_timer_start() is.  A repeating timer
+ * keeps its period from its new deadline.  Returns 0, -EINVAL if loop,
+ * timer or fn is NULL, or -ENOMEM (then *timer still names what it named).
+ */
+LOOP_API int loop_arm(loop_t *loop, loop_handle *timer, uint64_t delay_ns, loop_fn *fn, void *arg);
+LOOP_API int loop_arm_at(loop_t *loop, loop_handle *timer, uint64_t when_ns, loop_fn *fn,
+                         void *arg);
+
+/*
  * Cancel a scheduled callback: it will not run, even if it is already
  * queued in the current iteration.  Returns 0, -EINVAL for a NULL loop, or
  * -ENOENT if the handle is {0}, already ran (one-shot callbacks count as run
  * as soon as they start), was already cancelled, or never came from this
- * loop.
+ * loop.  Handle ids carry a key drawn for each loop, so a handle of
+ * another loop, or any made-up value, is rejected with -ENOENT (barring a
+ * 1 in 2^32 chance per live slot of matching one by accident); it never
+ * cancels or moves a callback of this loop by design.
  */
 LOOP_API int loop_cancel(loop_t *loop, loop_handle handle);
 
@@ -381,12 +402,17 @@ LOOP_API int loop_remove_signal(loop_t *loop, int signo);
  * The loop's epoll fd, for a host loop to poll: it is readable when a
  * watched fd is ready, a threadsafe call is queued or a signal arrived.
  * Ready callbacks, due timers and queued epoll changes are announced by
- * loop_timeout_ns() instead, so a host does:
+ * loop_timeout_ns() instead.  The contract for a host, in each turn of its
+ * own loop:
  *
- *     poll(loop_fd(loop), POLLIN, loop_timeout_ns(loop) in ms, rounded up);
+ *     poll(&(struct pollfd){loop_fd(loop), POLLIN}, 1, loop_timeout_ms(loop));
  *     loop_run_once(loop, 0);
  *
- * Returns -EINVAL for NULL.  Do not read from it or close it.
+ * i.e. sleep at most the timeout, rounded UP to the host's unit (a wait
+ * rounded down wakes before the timer is due, finds nothing to run and
+ * spins), and call loop_run_once(loop, 0) when loop_fd() is readable or the
+ * timeout has passed.  A timeout of 0 means work is ready now: do not
+ * sleep.  Returns -EINVAL for NULL.  Do not read from it or close it.
  */
 LOOP_API int loop_fd(const loop_t *loop);
 
@@ -400,14 +426,34 @@ LOOP_API int loop_fd(const loop_t *loop);
 LOOP_API int64_t loop_timeout_ns(const loop_t *loop);
 
 /*
- * Call fn(loop, arg) just before / just after every poll of the kernel (not
- * when an iteration skips its poll, see poll_interval).  For daemons that
- * flush buffers before sleeping.  fn NULL removes the hook.  A hook may
- * schedule callbacks; those scheduled before the poll make it not wait.
- * Returns 0 or -EINVAL for a NULL loop.
+ * loop_timeout_ns() for poll() and epoll_wait() users: milliseconds,
+ * rounded up (1 ns is 1 ms), capped at INT_MAX; 0 is "ready now"; -1 is
+ * "forever" (and for NULL).
+ */
+LOOP_API int loop_timeout_ms(const loop_t *loop);
+
+/*
+ * Hooks: call fn(loop, arg) at a fixed place of EVERY iteration, including
+ * iterations that skip their poll (see poll_interval):
+ *
+ *   before_poll     first, before the timeout is chosen: a hook may
+ *                   schedule callbacks, and the poll then does not wait;
+ *   after_poll      right after the poll (or where it would be), before
+ *                   any callback of the iteration runs;
+ *   iteration_end   last, after every callback of the iteration, fd
+ *                   handlers included.
+ *
+ * A host loop driven from libloop (GLib, say) prepares its sources before
+ * the poll, and checks and dispatches them at iteration_end, where the fd
+ * handlers of this iteration have already seen their events.  For daemons,
+ * before_poll is where to flush buffers before sleeping.  One hook of each
+ * kind; fn NULL removes it.  While any hook is set, a chain of callbacks
+ * no longer runs several iterations in one go, so every iteration reaches
+ * the hooks.  Returns 0 or -EINVAL for a NULL loop.
  */
 LOOP_API int loop_on_before_poll(loop_t *loop, loop_fn *fn, void *arg);
 LOOP_API int loop_on_after_poll(loop_t *loop, loop_fn *fn, void *arg);
+LOOP_API int loop_on_iteration_end(loop_t *loop, loop_fn *fn, void *arg);
 
 /* ---- Observability ---------------------------------------------------- */
 

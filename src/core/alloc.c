@@ -3,15 +3,16 @@
  * realloc and alloc_ctx), so tests can fail each one in turn.  A leaf: it
  * calls nothing else of the core.
  */
-#include "internal.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 void *loop__realloc(loop_t *loop, void *ptr, size_t size)
 {
-    if (loop->realloc)
-        return loop->realloc(loop->alloc_ctx, ptr, size);
+    if (loop->alloc.fn)
+        return loop->alloc.fn(loop->alloc.ctx, ptr, size);
     if (size == 0) {
         free(ptr);
         return NULL;
@@ -33,4 +34,15 @@ int loop__grow_slow(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32
     *arr = p;
     *cap = (uint32_t)ncap;
     return 0;
+}
+
+/* loop__grow, and the elements it adds are zero: for side arrays that are
+ * indexed like another and read as 0 where never written. */
+int loop__grow_zero(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32_t need)
+{
+    uint32_t old = *cap;
+    int err = loop__grow(loop, arr, cap, elem, need);
+    if (!err && *cap > old)
+        memset((char *)*arr + (size_t)old * elem, 0, (size_t)(*cap - old) * elem);
+    return err;
 }

@@ -1,52 +1,76 @@
 /*
  * Slots: the slab behind loop_handle.  Free slots form a LIFO list through
  * slot.pos, so a freed slot is reused first and the slab only grows when
- * every slot is live.  Generations make reuse safe: see internal.h.
+ * every slot is live.
+ *
+ * A handle id is (generation << 32 | slot index) ^ key.  A slot's
+ * generation is odd while it is live and even while it is free, so a
+ * handle is live exactly when its generation equals its slot's: one that
+ * already ran or was cancelled is stale even after its slot is reused.
+ * The key is this loop's own, drawn when the loop is made, so that a
+ * handle of another loop (or any made-up value) decodes to a slot index
+ * far out of range or a generation that does not match: it is rejected
+ * with -ENOENT, never taken for one of this loop's callbacks.  Its bit 32
+ * is clear, which keeps the decoded generation of a live id odd, so no
+ * live handle is {0}.
  */
-#include "internal.h"
+#include "handles.h"
 
 #include <errno.h>
 
+/* splitmix64's finaliser: distinct inputs give distinct, scattered keys. */
+static uint64_t mix(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
+
+void loop__slots_init(loop_t *loop)
+{
+    static uint64_t loops; /* loops made by this process */
+    uint64_t n = __atomic_add_fetch(&loops, 1, __ATOMIC_RELAXED);
+    loop->slots.free = UINT32_MAX;
+    loop->slots.key = mix(n ^ (uint64_t)(uintptr_t)loop) & ~((uint64_t)1 << 32);
+}
+
 void loop__slot_release(loop_t *loop, uint32_t i)
 {
-    struct loop__slot *s = &loop->slots[i];
+    struct loop__slots *sl = &loop->slots;
+    struct loop__slot *s = &sl->v[i];
     s->gen++; /* odd (live) -> even (free): every handle to it goes stale */
-    s->pos = loop->free_slot;
-    loop->free_slot = i;
-    loop->live_slots--;
-    if (i < loop->stale_cap)
-        loop->stale[i] = 0; /* its ring entries are stale by generation now */
+    s->pos = sl->free;
+    sl->free = i;
+    sl->live--;
+    if (i < sl->stale_cap)
+        sl->stale[i] = 0; /* its ring entries are stale by generation now */
 }
 
 /* The live slot a handle names, or NULL. */
 struct loop__slot *loop__slot_get(loop_t *loop, loop_handle h, uint32_t *index)
 {
-    uint32_t i = (uint32_t)h.id, gen = (uint32_t)(h.id >> 32);
-    if (i >= loop->nslots || !(gen & 1) || loop->slots[i].gen != gen)
+    uint64_t id = h.id ^ loop->slots.key;
+    uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32);
+    if (i >= loop->slots.n || !(gen & 1) || loop->slots.v[i].gen != gen)
         return NULL;
     *index = i;
-    return &loop->slots[i];
+    return &loop->slots.v[i];
 }
 
 loop_handle loop__slot_handle(const loop_t *loop, uint32_t i)
 {
-    return (loop_handle){(uint64_t)loop->slots[i].gen << 32 | i};
+    return (loop_handle){((uint64_t)loop->slots.v[i].gen << 32 | i) ^ loop->slots.key};
 }
 
 /* The side array of periods grows to the slab's size on first use. */
 int loop__slot_set_period(loop_t *loop, uint32_t i, uint64_t period)
 {
-    uint32_t old = loop->periods_cap;
-    if (i >= old) {
-        int err = loop__grow(loop, (void **)&loop->periods, &loop->periods_cap,
-                             sizeof(*loop->periods), loop->slots_cap);
-        if (err)
-            return err;
-        for (uint32_t k = old; k < loop->periods_cap; k++)
-            loop->periods[k] = 0;
-    }
-    loop->periods[i] = period;
-    return 0;
+    struct loop__slots *sl = &loop->slots;
+    int err = loop__grow_zero(loop, (void **)&sl->periods, &sl->periods_cap, sizeof(*sl->periods),
+                              i < sl->periods_cap ? 0 : sl->cap);
+    if (!err)
+        sl->periods[i] = period;
+    return err;
 }
 
 /*
@@ -58,44 +82,26 @@ int loop__slot_set_period(loop_t *loop, uint32_t i, uint64_t period)
  */
 int loop__slot_leave_ring(loop_t *loop, uint32_t i)
 {
-    uint32_t old = loop->stale_cap;
-    if (i >= old) {
-        int err = loop__grow(loop, (void **)&loop->stale, &loop->stale_cap, sizeof(*loop->stale),
-                             loop->slots_cap);
-        if (err)
-            return err;
-        for (uint32_t k = old; k < loop->stale_cap; k++)
-            loop->stale[k] = 0;
-    }
-    loop->stale[i]++;
-    return 0;
+    struct loop__slots *sl = &loop->slots;
+    int err = loop__grow_zero(loop, (void **)&sl->stale, &sl->stale_cap, sizeof(*sl->stale),
+                              i < sl->stale_cap ? 0 : sl->cap);
+    if (!err)
+        sl->stale[i]++;
+    return err;
+}
+
+/* Undo loop__slot_leave_ring: the slot stays queued after all. */
+void loop__slot_stay_in_ring(loop_t *loop, uint32_t i)
+{
+    loop->slots.stale[i]--;
 }
 
 void loop__slots_free(loop_t *loop)
 {
-    loop__realloc(loop, loop->stale, 0);
-    loop->stale = NULL;
-    loop->stale_cap = 0;
-    loop__realloc(loop, loop->periods, 0);
-    loop->periods = NULL;
-    loop->periods_cap = 0;
-    loop__realloc(loop, loop->slots, 0);
-    loop->slots = NULL;
-    loop->nslots = loop->slots_cap = loop->live_slots = 0;
-    loop->free_slot = UINT32_MAX;
-}
-
-int loop_cancel(loop_t *loop, loop_handle h)
-{
-    if (!loop)
-        return -EINVAL;
-    uint32_t i;
-    struct loop__slot *s = loop__slot_get(loop, h, &i);
-    if (!s)
-        return -ENOENT;
-    /* A queued copy in the ready ring goes stale with the generation. */
-    if (s->pos != LOOP__QUEUED)
-        loop__heap_remove(loop, s->pos);
-    loop__slot_release(loop, i);
-    return 0;
+    struct loop__slots *sl = &loop->slots;
+    loop__realloc(loop, sl->stale, 0);
+    loop__realloc(loop, sl->periods, 0);
+    loop__realloc(loop, sl->v, 0);
+    uint64_t key = sl->key;
+    *sl = (struct loop__slots){.free = UINT32_MAX, .key = key};
 }

@@ -105,217 +105,123 @@ struct loop__signal {
     uint32_t gen; /* registration generation: stale dispatches are dropped */
 };
 
-struct loop {
-    /* allocator (loop.c) */
-    void *(*realloc)(void *ctx, void *ptr, size_t size);
-    void *alloc_ctx;
+/* The hooks a host loop drives its own work from (loop.c). */
+enum loop__hook { LOOP__HOOK_BEFORE_POLL, LOOP__HOOK_AFTER_POLL, LOOP__HOOK_END, LOOP__NHOOKS };
+struct loop__hook_fn {
+    loop_fn *fn;
+    void *arg;
+};
 
-    /* lifecycle (loop.c) */
+/* Allocator (alloc.c). */
+struct loop__alloc {
+    void *(*fn)(void *ctx, void *ptr, size_t size); /* NULL: libc */
+    void *ctx;
+};
+
+/* The clock (clock.c). */
+struct loop__clock {
+    enum loop_clock kind;
+    uint64_t now; /* loop_now(): read at each polling iteration */
+};
+
+/* Slow-callback reports (callback.c). */
+struct loop__slow {
+    uint64_t ns; /* 0: slow callbacks are not reported */
+    loop_slow_fn *fn;
+    void *arg;
+};
+
+/* Slots: the slab behind loop_handle (handles.c). */
+struct loop__slots {
+    struct loop__slot *v;
+    uint32_t n, cap;
+    uint32_t free; /* head of the free list, or UINT32_MAX */
+    uint32_t live;
+    uint64_t *periods; /* per slot, 0 for one-shot; NULL until call_every */
+    uint32_t periods_cap;
+    uint32_t *stale; /* per slot: ring entries it left behind; NULL until then */
+    uint32_t stale_cap;
+    uint64_t key; /* handle ids are (gen << 32 | index) ^ key: see handles.c */
+};
+
+/* Pending timers (timer_heap.c). */
+struct loop__timers {
+    struct loop__timer *heap;
+    uint32_t n, cap;
+    uint64_t seq;
+    struct loop__later *later; /* per slot; NULL until a deadline is pushed back */
+    uint32_t later_cap;
+};
+
+/* The ready ring (ready_queue.c). */
+struct loop__ring {
+    struct loop__ready *v;
+    uint32_t head, tail; /* free-running: count is tail - head */
+    uint32_t cap, mask;  /* cap: 0 or a power of two; mask: cap - 1 */
+};
+
+/* fds, the epoll set and the timed wait (io_epoll.c). */
+struct loop__io {
+    int epfd;
+    bool no_pwait2; /* the kernel (or valgrind) lacks epoll_pwait2 */
+    int timerfd;    /* wakes timed waits without timer slack; -1 if none */
+    uint64_t armed; /* the timerfd's deadline; 0: disarmed */
+    struct loop__fd *fds;
+    uint32_t fds_cap;
+    uint32_t nwatched; /* fds with a reader or a writer */
+    uint32_t gen;
+    int *changes;
+    uint32_t nchanges, changes_cap;
+    struct epoll_event events[LOOP__MAX_EVENTS];
+};
+
+/* Wake-ups and threadsafe calls (wakeup.c). */
+struct loop__wakeup {
+    int fd; /* eventfd in the epoll set */
+    pthread_mutex_t lock;
+    struct loop__post *posts; /* filled by any thread, under lock */
+    uint32_t nposts, posts_cap;
+    struct loop__post *drain; /* swapped with posts by the loop thread */
+    uint32_t drain_cap;
+};
+
+/* Signals (signal.c). */
+struct loop__signals {
+    uint64_t set; /* bit n - 1: this loop handles signal n */
+    uint32_t gen;
+    struct loop__signal v[LOOP__NSIG];
+};
+
+/*
+ * The loop: lifecycle and iteration state (loop.c), counters every module
+ * adds to, and one part per module.  Only the owner touches a part.
+ */
+struct loop {
     int running;
     int stop_requested;
     uint32_t refs;
     uint32_t poll_interval; /* 0: strict, poll every iteration */
     uint32_t timer_slack;   /* ns a timed wait may run past its deadline */
     uint32_t unpolled;      /* callbacks run since the last poll */
-    loop_fn *before_poll, *after_poll;
-    void *before_poll_arg, *after_poll_arg;
-    loop_stats_t stats;
+    struct loop__hook_fn hooks[LOOP__NHOOKS];
+    uint32_t nhooks;     /* hooks set: iterations with hooks never chain */
     uint64_t mark;       /* the last clock read of the current run */
     uint64_t busy_start; /* where busy_ns counts from */
     bool mark_fresh;     /* no user code ran since mark was read */
     bool busy_valid;
-    uint64_t slow_ns; /* 0: slow callbacks are not reported */
-    loop_slow_fn *slow_fn;
-    void *slow_arg;
 
-    /* clock (clock.c) */
-    enum loop_clock clock;
-    uint64_t now;
+    loop_stats_t stats;
 
-    /* slots (handles.c) */
-    struct loop__slot *slots;
-    uint32_t nslots, slots_cap;
-    uint32_t free_slot; /* head of the free list, or UINT32_MAX */
-    uint32_t live_slots;
-    uint64_t *periods; /* per slot, 0 for one-shot; NULL until call_every */
-    uint32_t periods_cap;
-    uint32_t *stale; /* per slot: ring entries it left behind; NULL until then */
-    uint32_t stale_cap;
-
-    /* timers (timer_heap.c) */
-    struct loop__timer *heap;
-    uint32_t nheap, heap_cap;
-    uint64_t timer_seq;
-    struct loop__later *later; /* per slot; NULL until a deadline is pushed back */
-    uint32_t later_cap;
-
-    /* ready ring (ready_queue.c) */
-    struct loop__ready *ring;
-    uint32_t ring_head, ring_tail; /* free-running: count is tail - head */
-    uint32_t ring_cap, ring_mask;  /* cap: 0 or a power of two; mask: cap - 1 */
-
-    /* fds (io_epoll.c) */
-    int epfd;
-    int no_pwait2;  /* the kernel (or valgrind) lacks epoll_pwait2 */
-    int timerfd;    /* wakes timed waits without timer slack; -1 if none */
-    uint64_t armed; /* the timerfd's deadline; 0: disarmed */
-    struct loop__fd *fds;
-    uint32_t nfds_cap;
-    uint32_t nwatched; /* fds with a reader or a writer */
-    uint32_t io_gen;
-    int *changes;
-    uint32_t nchanges, changes_cap;
-
-    /* wake-ups and threadsafe calls (wakeup.c) */
-    int wakefd; /* eventfd in the epoll set */
-    pthread_mutex_t post_lock;
-    struct loop__post *posts; /* filled by any thread, under post_lock */
-    uint32_t nposts, posts_cap;
-    struct loop__post *drain; /* swapped with posts by the loop thread */
-    uint32_t drain_cap;
-
-    /* signals (signal.c) */
-    uint64_t signals; /* bit n: this loop handles signal n */
-    uint32_t sig_gen;
-    struct loop__signal sig[LOOP__NSIG];
-
-    struct epoll_event events[LOOP__MAX_EVENTS];
+    struct loop__alloc alloc;
+    struct loop__clock clock;
+    struct loop__slow slow;
+    struct loop__slots slots;
+    struct loop__timers timers;
+    struct loop__ring ready;
+    struct loop__wakeup wakeup;
+    struct loop__signals signals;
+    struct loop__io io; /* last: its event array is not zeroed by loop_new */
 };
-
-/* loop.c: allocation through the loop's allocator. */
-void *loop__realloc(loop_t *loop, void *ptr, size_t size);
-int loop__grow_slow(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32_t need);
-
-/* Make *arr (of *cap elements) hold need elements, growing it by doubling. */
-static inline int loop__grow(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32_t need)
-{
-    return need <= *cap ? 0 : loop__grow_slow(loop, arr, cap, elem, need);
-}
-
-/* clock.c */
-uint64_t loop__clock_read(const loop_t *loop);
-uint64_t loop__deadline(uint64_t base, uint64_t delay);
-
-/* handles.c */
-void loop__slot_release(loop_t *loop, uint32_t index);
-struct loop__slot *loop__slot_get(loop_t *loop, loop_handle h, uint32_t *index);
-loop_handle loop__slot_handle(const loop_t *loop, uint32_t index);
-int loop__slot_set_period(loop_t *loop, uint32_t index, uint64_t period);
-int loop__slot_leave_ring(loop_t *loop, uint32_t index);
-
-/* A live slot for fn and arg, LOOP__QUEUED: the free list first, else the
- * slab grows.  Inline: every call_later and handle-taking call_soon. */
-static inline int loop__slot_new(loop_t *loop, loop_fn *fn, void *arg, uint32_t *index)
-{
-    uint32_t i = loop->free_slot;
-    if (i != UINT32_MAX) {
-        loop->free_slot = loop->slots[i].pos;
-    } else {
-        if (loop->nslots == UINT32_MAX - 1) /* UINT32_MAX is the list's end */
-            return -ENOMEM;
-        int err = loop__grow(loop, (void **)&loop->slots, &loop->slots_cap, sizeof(*loop->slots),
-                             loop->nslots + 1);
-        if (err)
-            return err;
-        i = loop->nslots++;
-        loop->slots[i].gen = 0;
-    }
-    struct loop__slot *s = &loop->slots[i];
-    s->gen++; /* even (free) -> odd (live) */
-    s->fn = fn;
-    s->arg = arg;
-    s->pos = LOOP__QUEUED;
-    if (i < loop->periods_cap)
-        loop->periods[i] = 0; /* slots past the array are one-shot anyway */
-    loop->live_slots++;
-    *index = i;
-    return 0;
-}
-
-static inline uint64_t loop__slot_period(const loop_t *loop, uint32_t index)
-{
-    return index < loop->periods_cap ? loop->periods[index] : 0;
-}
-void loop__slots_free(loop_t *loop);
-
-/* timer_heap.c */
-void loop__heap_remove(loop_t *loop, uint32_t pos);
-void loop__heap_move(loop_t *loop, uint32_t pos, uint64_t when);
-void loop__heap_settle(loop_t *loop);
-uint64_t loop__heap_next(const loop_t *loop);
-int loop__timers_expire(loop_t *loop);
-void loop__heap_free(loop_t *loop);
-
-/* ready_queue.c */
-int loop__ready_push(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_t gen);
-
-/* Append to the ring, which the caller made room in (loop__ready_reserve). */
-static inline void loop__ready_put(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_t gen)
-{
-    struct loop__ready *e = &loop->ring[loop->ring_tail++ & loop->ring_mask];
-    e->fn = fn;
-    e->arg = arg;
-    e->ref = ref;
-    e->gen = gen;
-}
-int loop__ready_reserve(loop_t *loop, uint32_t more);
-void loop__ready_run(loop_t *loop, uint32_t n);
-void loop__ready_run_snapshots(loop_t *loop, bool chain);
-void loop__ready_trim(loop_t *loop);
-void loop__ready_free(loop_t *loop);
-
-/* loop.c: run one callback (timed, if slow callbacks are reported). */
-void loop__run_timed(loop_t *loop, loop_fn *fn, void *arg);
-void loop__run_io_timed(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg);
-
-static inline void loop__run_callback(loop_t *loop, loop_fn *fn, void *arg)
-{
-    loop->stats.callbacks++;
-    if (__builtin_expect(loop->slow_ns != 0, 0))
-        loop__run_timed(loop, fn, arg);
-    else
-        fn(loop, arg);
-}
-
-static inline void loop__run_io(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg)
-{
-    loop->stats.callbacks++;
-    if (__builtin_expect(loop->slow_ns != 0, 0))
-        loop__run_io_timed(loop, fn, fd, events, arg);
-    else
-        fn(loop, fd, events, arg);
-}
-
-static inline uint32_t loop__ready_count(const loop_t *loop)
-{
-    return loop->ring_tail - loop->ring_head;
-}
-
-static inline bool loop__timer_due(const loop_t *loop)
-{
-    return loop->nheap && loop->heap[0].when <= loop->now;
-}
-
-/* io_epoll.c */
-int loop__io_init(loop_t *loop);
-void loop__io_fork(loop_t *loop, int epfd);
-int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline);
-void loop__io_free(loop_t *loop);
-
-/* wakeup.c */
-int loop__wakeup_init(loop_t *loop);
-int loop__wakeup_open(int epfd);
-void loop__wakeup_fork(loop_t *loop, int wakefd);
-int loop__wakeup_drain(loop_t *loop);
-void loop__wakeup_signal(loop_t *loop);
-bool loop__wakeup_pending(loop_t *loop);
-void loop__wakeup_free(loop_t *loop);
-
-/* signal.c */
-int loop__signal_collect(loop_t *loop);
-void loop__signal_dispatch(loop_t *loop, int signo, uint32_t gen);
-void loop__signal_fork(loop_t *loop);
-void loop__signal_free(loop_t *loop);
 
 /*
  * Check every internal invariant (heap order and positions, slot free list

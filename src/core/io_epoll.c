@@ -18,7 +18,10 @@
  *    writer's registration generation, so removing or replacing one drops
  *    its dispatch even when it is already queued in this iteration.
  */
-#include "internal.h"
+#include "io_epoll.h"
+#include "callback.h"
+#include "ready_queue.h"
+#include "wakeup.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,37 +47,37 @@
  */
 static void open_timerfd(loop_t *loop)
 {
-    loop->armed = 0;
-    loop->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (loop->timerfd < 0)
+    loop->io.armed = 0;
+    loop->io.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (loop->io.timerfd < 0)
         return;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = LOOP__TIMER_DATA};
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->timerfd, &ev)) {
-        close(loop->timerfd);
-        loop->timerfd = -1;
+    if (epoll_ctl(loop->io.epfd, EPOLL_CTL_ADD, loop->io.timerfd, &ev)) {
+        close(loop->io.timerfd);
+        loop->io.timerfd = -1;
     }
 }
 
 /* Arm the timerfd for deadline (0: disarm); false if it cannot be used. */
 static bool arm(loop_t *loop, uint64_t deadline)
 {
-    if (loop->timerfd < 0)
+    if (loop->io.timerfd < 0)
         return false;
-    if (deadline == loop->armed)
+    if (deadline == loop->io.armed)
         return true;
     struct itimerspec its = {
         .it_value = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)},
     };
-    if (timerfd_settime(loop->timerfd, TFD_TIMER_ABSTIME, &its, NULL))
+    if (timerfd_settime(loop->io.timerfd, TFD_TIMER_ABSTIME, &its, NULL))
         return false;
-    loop->armed = deadline;
+    loop->io.armed = deadline;
     return true;
 }
 
 int loop__io_init(loop_t *loop)
 {
-    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (loop->epfd < 0)
+    loop->io.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->io.epfd < 0)
         return -errno;
     open_timerfd(loop);
     return 0;
@@ -82,13 +85,13 @@ int loop__io_init(loop_t *loop)
 
 void loop__io_free(loop_t *loop)
 {
-    if (loop->timerfd >= 0)
-        close(loop->timerfd);
-    close(loop->epfd);
-    loop__realloc(loop, loop->fds, 0);
-    loop__realloc(loop, loop->changes, 0);
-    loop->fds = NULL;
-    loop->changes = NULL;
+    if (loop->io.timerfd >= 0)
+        close(loop->io.timerfd);
+    close(loop->io.epfd);
+    loop__realloc(loop, loop->io.fds, 0);
+    loop__realloc(loop, loop->io.changes, 0);
+    loop->io.fds = NULL;
+    loop->io.changes = NULL;
 }
 
 static unsigned wanted(const struct loop__fd *f)
@@ -98,24 +101,24 @@ static unsigned wanted(const struct loop__fd *f)
 
 static uint32_t next_gen(loop_t *loop)
 {
-    if (++loop->io_gen == 0) /* 0 means "none" */
-        ++loop->io_gen;
-    return loop->io_gen;
+    if (++loop->io.gen == 0) /* 0 means "none" */
+        ++loop->io.gen;
+    return loop->io.gen;
 }
 
 static int ctl(loop_t *loop, int op, int fd, unsigned mask)
 {
     struct epoll_event ev = {
         .events = mask, /* LOOP_READABLE and LOOP_WRITABLE are EPOLLIN and EPOLLOUT */
-        .data.u64 = (uint64_t)loop->fds[fd].kgen << 32 | (uint32_t)fd,
+        .data.u64 = (uint64_t)loop->io.fds[fd].kgen << 32 | (uint32_t)fd,
     };
-    return epoll_ctl(loop->epfd, op, fd, &ev) ? -errno : 0;
+    return epoll_ctl(loop->io.epfd, op, fd, &ev) ? -errno : 0;
 }
 
 /* Bring the kernel's view of fd in line with the table, now. */
 static int sync_fd(loop_t *loop, int fd)
 {
-    struct loop__fd *f = &loop->fds[fd];
+    struct loop__fd *f = &loop->io.fds[fd];
     unsigned mask = wanted(f);
     int err = 0;
 
@@ -150,14 +153,14 @@ static int sync_fd(loop_t *loop, int fd)
  */
 void loop__io_fork(loop_t *loop, int epfd)
 {
-    close(loop->epfd);
-    loop->epfd = epfd;
-    loop->nchanges = 0;
-    if (loop->timerfd >= 0)
-        close(loop->timerfd);
+    close(loop->io.epfd);
+    loop->io.epfd = epfd;
+    loop->io.nchanges = 0;
+    if (loop->io.timerfd >= 0)
+        close(loop->io.timerfd);
     open_timerfd(loop);
-    for (uint32_t fd = 0; fd < loop->nfds_cap; fd++) {
-        struct loop__fd *f = &loop->fds[fd];
+    for (uint32_t fd = 0; fd < loop->io.fds_cap; fd++) {
+        struct loop__fd *f = &loop->io.fds[fd];
         f->dirty = 0;
         f->inkernel = 0;
         if (wanted(f))
@@ -168,39 +171,39 @@ void loop__io_fork(loop_t *loop, int epfd)
 /* Defer an interest change to the next wait; if the list cannot grow, do it now. */
 static void queue_change(loop_t *loop, int fd)
 {
-    if (loop->fds[fd].dirty)
+    if (loop->io.fds[fd].dirty)
         return;
-    if (loop__grow(loop, (void **)&loop->changes, &loop->changes_cap, sizeof(*loop->changes),
-                   loop->nchanges + 1)) {
+    if (loop__grow(loop, (void **)&loop->io.changes, &loop->io.changes_cap,
+                   sizeof(*loop->io.changes), loop->io.nchanges + 1)) {
         sync_fd(loop, fd);
         return;
     }
-    loop->changes[loop->nchanges++] = fd;
-    loop->fds[fd].dirty = 1;
+    loop->io.changes[loop->io.nchanges++] = fd;
+    loop->io.fds[fd].dirty = 1;
 }
 
 static void flush_changes(loop_t *loop)
 {
-    for (uint32_t i = 0; i < loop->nchanges; i++) {
-        int fd = loop->changes[i];
-        loop->fds[fd].dirty = 0;
+    for (uint32_t i = 0; i < loop->io.nchanges; i++) {
+        int fd = loop->io.changes[i];
+        loop->io.fds[fd].dirty = 0;
         sync_fd(loop, fd); /* an error here means the user closed a watched fd */
     }
-    loop->nchanges = 0;
+    loop->io.nchanges = 0;
 }
 
 static int reserve_fd(loop_t *loop, int fd)
 {
-    uint32_t old = loop->nfds_cap;
+    uint32_t old = loop->io.fds_cap;
     if ((uint32_t)fd < old)
         return 0;
     /* Don't grow the table for a number that is not an open fd. */
     if (fcntl(fd, F_GETFD) < 0)
         return -errno;
-    int err = loop__grow(loop, (void **)&loop->fds, &loop->nfds_cap, sizeof(*loop->fds),
+    int err = loop__grow(loop, (void **)&loop->io.fds, &loop->io.fds_cap, sizeof(*loop->io.fds),
                          (uint32_t)fd + 1);
     if (!err)
-        memset(loop->fds + old, 0, (loop->nfds_cap - old) * sizeof(*loop->fds));
+        memset(loop->io.fds + old, 0, (loop->io.fds_cap - old) * sizeof(*loop->io.fds));
     return err;
 }
 
@@ -210,13 +213,13 @@ static int add(loop_t *loop, int fd, unsigned dir, loop_io_fn *fn, void *arg)
         return -EINVAL;
     if (fd < 0)
         return -EBADF;
-    if (fd == loop->epfd || fd == loop->wakefd || fd == loop->timerfd)
+    if (fd == loop->io.epfd || fd == loop__wakeup_fd(loop) || fd == loop->io.timerfd)
         return -EINVAL; /* the loop's own */
     int err = reserve_fd(loop, fd);
     if (err)
         return err;
 
-    struct loop__fd *f = &loop->fds[fd];
+    struct loop__fd *f = &loop->io.fds[fd];
     struct loop__fd saved = *f;
     bool was_watched = wanted(f) != 0;
     if (dir == LOOP_READABLE) {
@@ -238,7 +241,7 @@ static int add(loop_t *loop, int fd, unsigned dir, loop_io_fn *fn, void *arg)
         queue_change(loop, fd);
     }
     if (!was_watched)
-        loop->nwatched++;
+        loop->io.nwatched++;
     return 0;
 }
 
@@ -248,10 +251,10 @@ static int remove_(loop_t *loop, int fd, unsigned dir)
         return -EINVAL;
     if (fd < 0)
         return -EBADF;
-    if ((uint32_t)fd >= loop->nfds_cap || !(wanted(&loop->fds[fd]) & dir))
+    if ((uint32_t)fd >= loop->io.fds_cap || !(wanted(&loop->io.fds[fd]) & dir))
         return -ENOENT;
 
-    struct loop__fd *f = &loop->fds[fd];
+    struct loop__fd *f = &loop->io.fds[fd];
     if (dir == LOOP_READABLE) {
         f->rfn = NULL;
         f->rarg = NULL;
@@ -265,7 +268,7 @@ static int remove_(loop_t *loop, int fd, unsigned dir)
         queue_change(loop, fd);
     } else {
         sync_fd(loop, fd); /* DEL now: the user may close the fd next */
-        loop->nwatched--;
+        loop->io.nwatched--;
     }
     return 0;
 }
@@ -298,13 +301,13 @@ int loop_remove_writer(loop_t *loop, int fd)
 static int wait_events(loop_t *loop, int64_t timeout_ns)
 {
 #ifdef SYS_epoll_pwait2
-    if (timeout_ns > 0 && !loop->no_pwait2) {
+    if (timeout_ns > 0 && !loop->io.no_pwait2) {
         struct timespec ts = {(time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000)};
-        long n =
-            syscall(SYS_epoll_pwait2, loop->epfd, loop->events, LOOP__MAX_EVENTS, &ts, NULL, 0);
+        long n = syscall(SYS_epoll_pwait2, loop->io.epfd, loop->io.events, LOOP__MAX_EVENTS, &ts,
+                         NULL, 0);
         if (n >= 0 || errno != ENOSYS)
             return n < 0 ? -errno : (int)n;
-        loop->no_pwait2 = 1;
+        loop->io.no_pwait2 = 1;
     }
 #endif
     int ms = -1;
@@ -312,7 +315,7 @@ static int wait_events(loop_t *loop, int64_t timeout_ns)
         int64_t up = timeout_ns / 1000000 + (timeout_ns % 1000000 != 0);
         ms = up > INT_MAX ? INT_MAX : (int)up;
     }
-    int n = epoll_wait(loop->epfd, loop->events, LOOP__MAX_EVENTS, ms);
+    int n = epoll_wait(loop->io.epfd, loop->io.events, LOOP__MAX_EVENTS, ms);
     return n < 0 ? -errno : n;
 }
 
@@ -322,15 +325,15 @@ _Static_assert(LOOP_READABLE == EPOLLIN && LOOP_WRITABLE == EPOLLOUT && LOOP_HUP
 
 /*
  * Phases 2 and 3: apply queued changes, wait, queue each ready fd's
- * handlers.  deadline is the clock value at which a wait of timeout_ns
- * ends, when it is finite and the clock is real; 0 otherwise.
+ * handlers; *woken is set if the loop's eventfd fired.  deadline is the clock value at which a wait
+ * of timeout_ns ends, when it is finite and the clock is real; 0 otherwise.
  */
-int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline)
+int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *woken)
 {
     flush_changes(loop);
     if (deadline && timeout_ns >= LOOP__PRECISE_WAIT && arm(loop, deadline))
         timeout_ns = timeout_ns > INT64_MAX - 1000000 ? INT64_MAX : timeout_ns + 1000000;
-    else if (timeout_ns < 0 && loop->armed)
+    else if (timeout_ns < 0 && loop->io.armed)
         arm(loop, 0); /* an idle loop gets no stray wake-up */
     int n = wait_events(loop, timeout_ns);
     if (n < 0)
@@ -341,21 +344,20 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline)
 
     const unsigned rmask = LOOP_READABLE | LOOP_HUP | LOOP_ERROR;
     const unsigned wmask = LOOP_WRITABLE | LOOP_HUP | LOOP_ERROR;
-    bool woken = false;
     for (int i = 0; i < n; i++) {
-        uint64_t data = loop->events[i].data.u64;
+        uint64_t data = loop->io.events[i].data.u64;
         uint32_t fd = (uint32_t)data;
-        if (fd >= loop->nfds_cap) { /* the loop's own fds have out-of-range numbers */
+        if (fd >= loop->io.fds_cap) { /* the loop's own fds have out-of-range numbers */
             if (data == LOOP__WAKE_DATA)
-                woken = true; /* drained below: the room reserved here is for fds */
+                *woken = true; /* the caller drains it: the room reserved here is for fds */
             else if (data == LOOP__TIMER_DATA)
-                loop->armed = 0; /* expired: the next wait must arm it again */
+                loop->io.armed = 0; /* expired: the next wait must arm it again */
             continue;
         }
-        struct loop__fd *f = &loop->fds[fd];
+        struct loop__fd *f = &loop->io.fds[fd];
         if (!f->inkernel || f->kgen != (uint32_t)(data >> 32))
             continue; /* from a registration that no longer exists */
-        unsigned ev = loop->events[i].events & (rmask | wmask);
+        unsigned ev = loop->io.events[i].events & (rmask | wmask);
         f->revents = (uint8_t)ev;
         loop->stats.events++;
         if (f->rgen && (ev & rmask))
@@ -363,5 +365,21 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline)
         if (f->wgen && (ev & wmask))
             loop__ready_put(loop, NULL, (void *)(uintptr_t)LOOP__DISPATCH_WRITE, fd, f->wgen);
     }
-    return woken ? loop__wakeup_drain(loop) : 0;
+    return 0;
+}
+
+/*
+ * Run a queued fd dispatch, unless its reader or writer was removed or
+ * replaced since it was queued (a live registration has a non-zero
+ * generation).
+ */
+void loop__io_dispatch(loop_t *loop, int fd, unsigned kind, uint32_t gen)
+{
+    const struct loop__fd *f = &loop->io.fds[fd];
+    if (kind == LOOP__DISPATCH_READ) {
+        if (f->rgen == gen)
+            loop__run_io(loop, f->rfn, fd, f->revents, f->rarg);
+    } else if (f->wgen == gen) {
+        loop__run_io(loop, f->wfn, fd, f->revents, f->warg);
+    }
 }

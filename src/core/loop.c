@@ -1,14 +1,24 @@
 /*
- * Lifecycle and the iteration.  One iteration is asyncio's _run_once:
- * choose a timeout, poll, queue I/O, queue due timers, run the snapshot.
+ * Lifecycle and the iteration.  One iteration is asyncio's _run_once, read
+ * top to bottom in iterate(): the hooks, the poll (timeout, wait, fd events
+ * and wake-ups into the ready queue), due timers into the ready queue, then
+ * exactly what is in the ready queue runs.  Each step is a call into the
+ * module that owns it; the modules never call back up into this file.
  */
-#include "internal.h"
+#include "callback.h"
+#include "clock.h"
+#include "handles.h"
+#include "io_epoll.h"
+#include "ready_queue.h"
+#include "signals.h"
+#include "timer_heap.h"
+#include "wakeup.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
 
 int loop_new(loop_t **out)
@@ -35,18 +45,18 @@ int loop_new_with(loop_t **out, const loop_options *opts)
         loop = malloc(sizeof(*loop));
     if (!loop)
         return -ENOMEM;
-    memset(loop, 0, offsetof(loop_t, events));
-    loop->realloc = opts->realloc;
-    loop->alloc_ctx = opts->alloc_ctx;
+    memset(loop, 0, offsetof(loop_t, io.events));
+    loop->alloc.fn = opts->realloc;
+    loop->alloc.ctx = opts->alloc_ctx;
     /* Strict is a budget of no callbacks between polls: one test, not two. */
     loop->poll_interval = opts->poll_interval ? opts->poll_interval : LOOP__POLL_INTERVAL;
     if (opts->strict_poll)
         loop->poll_interval = 0;
     if (opts->clock == LOOP_CLOCK_MONOTONIC)
         loop->timer_slack = opts->timer_slack_ns;
-    loop->clock = opts->clock;
-    loop->free_slot = UINT32_MAX;
-    loop->now = loop__clock_read(loop);
+    loop->clock.kind = opts->clock;
+    loop__slots_init(loop);
+    loop->clock.now = loop__clock_read(loop);
 
     int err = loop__io_init(loop);
     if (!err) {
@@ -117,25 +127,7 @@ void loop_unref(loop_t *loop)
 
 int loop_fd(const loop_t *loop)
 {
-    return loop ? loop->epfd : -EINVAL;
-}
-
-int loop_on_before_poll(loop_t *loop, loop_fn *fn, void *arg)
-{
-    if (!loop)
-        return -EINVAL;
-    loop->before_poll = fn;
-    loop->before_poll_arg = arg;
-    return 0;
-}
-
-int loop_on_after_poll(loop_t *loop, loop_fn *fn, void *arg)
-{
-    if (!loop)
-        return -EINVAL;
-    loop->after_poll = fn;
-    loop->after_poll_arg = arg;
-    return 0;
+    return loop ? loop->io.epfd : -EINVAL;
 }
 
 int loop_stats(const loop_t *loop, loop_stats_t *out)
@@ -146,71 +138,84 @@ int loop_stats(const loop_t *loop, loop_stats_t *out)
     return 0;
 }
 
-int loop_set_slow_callback(loop_t *loop, uint64_t threshold_ns, loop_slow_fn *fn, void *arg)
+static int set_hook(loop_t *loop, enum loop__hook which, loop_fn *fn, void *arg)
 {
     if (!loop)
         return -EINVAL;
-    loop->slow_ns = fn ? threshold_ns : 0;
-    loop->slow_fn = fn;
-    loop->slow_arg = arg;
+    loop->hooks[which] = (struct loop__hook_fn){fn, arg};
+    loop->nhooks = 0;
+    for (int i = 0; i < LOOP__NHOOKS; i++)
+        loop->nhooks += loop->hooks[i].fn != NULL;
     return 0;
 }
 
-static uint64_t monotonic_ns(void)
+int loop_on_before_poll(loop_t *loop, loop_fn *fn, void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return set_hook(loop, LOOP__HOOK_BEFORE_POLL, fn, arg);
 }
 
-static void report_slow(loop_t *loop, loop_slow_info *info, uint64_t start)
+int loop_on_after_poll(loop_t *loop, loop_fn *fn, void *arg)
 {
-    info->ns = monotonic_ns() - start;
-    if (info->ns >= loop->slow_ns && loop->slow_fn)
-        loop->slow_fn(loop, info, loop->slow_arg);
+    return set_hook(loop, LOOP__HOOK_AFTER_POLL, fn, arg);
 }
 
-void loop__run_timed(loop_t *loop, loop_fn *fn, void *arg)
+int loop_on_iteration_end(loop_t *loop, loop_fn *fn, void *arg)
 {
-    uint64_t start = monotonic_ns();
-    fn(loop, arg);
-    report_slow(loop, &(loop_slow_info){.fn = fn, .arg = arg, .fd = -1}, start);
+    return set_hook(loop, LOOP__HOOK_END, fn, arg);
 }
 
-void loop__run_io_timed(loop_t *loop, loop_io_fn *fn, int fd, unsigned events, void *arg)
+static void run_hook(loop_t *loop, enum loop__hook which)
 {
-    uint64_t start = monotonic_ns();
-    fn(loop, fd, events, arg);
-    report_slow(loop, &(loop_slow_info){.io_fn = fn, .arg = arg, .fd = fd}, start);
+    struct loop__hook_fn h = loop->hooks[which];
+    if (h.fn) {
+        h.fn(loop, h.arg);
+        loop->mark_fresh = false; /* user code ran: the last clock read aged */
+    }
 }
 
 /* Could anything ever run a callback again? */
 static bool alive(loop_t *loop)
 {
-    return loop__ready_count(loop) || loop->nheap || loop->nwatched || loop->refs ||
-           loop->signals || loop__wakeup_pending(loop);
+    return loop__ready_count(loop) || loop->timers.n || loop->io.nwatched || loop->refs ||
+           loop->signals.set || loop__wakeup_pending(loop);
 }
 
-int64_t loop_timeout_ns(const loop_t *loop)
+/*
+ * For a host's poll: settling the heap applies deadlines pushed back by
+ * loop_reschedule (a change of representation, not of state), so that the
+ * answer is the true earliest deadline, not a stale earlier one.
+ */
+int64_t loop_timeout_ns(const loop_t *cloop)
 {
-    if (!loop)
+    if (!cloop)
         return -1;
-    if (loop__ready_count(loop) || loop->stop_requested || loop->nchanges)
+    loop_t *loop = (loop_t *)cloop;
+    if (loop__ready_count(loop) || loop->stop_requested || loop->io.nchanges)
         return 0;
+    loop__heap_settle(loop);
     uint64_t when = loop__heap_next(loop);
     if (when == LOOP__NEVER)
         return -1;
-    if (loop->clock == LOOP_CLOCK_VIRTUAL)
+    if (loop->clock.kind == LOOP_CLOCK_VIRTUAL)
         return 0;
     uint64_t now = loop__clock_read(loop);
     uint64_t d = when > now ? when - now : 0;
     return d > INT64_MAX ? INT64_MAX : (int64_t)d;
 }
 
+int loop_timeout_ms(const loop_t *loop)
+{
+    int64_t ns = loop_timeout_ns(loop);
+    if (ns < 0)
+        return -1;
+    int64_t ms = ns / 1000000 + (ns % 1000000 != 0); /* up: never wake before it is due */
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 /*
  * The clock, fresh.  The read that ended the previous iteration is still
- * fresh if no user code ran since (a before-poll hook may have): reusing
- * it keeps an iteration of loop_run at two clock reads.
+ * fresh if no user code ran since (a hook may have): reusing it keeps an
+ * iteration of loop_run at two clock reads.
  */
 static uint64_t fresh_now(loop_t *loop)
 {
@@ -237,7 +242,7 @@ static void account(loop_t *loop, uint64_t until, bool restart)
     }
 }
 
-/* Phase 1: how long the poll may wait; -1 is forever. */
+/* Step 1: how long the poll may wait; -1 is forever. */
 static int64_t poll_timeout(loop_t *loop, int64_t cap)
 {
     if (loop__ready_count(loop) || loop->stop_requested || !alive(loop))
@@ -255,56 +260,117 @@ static int64_t poll_timeout(loop_t *loop, int64_t cap)
     return t;
 }
 
+/*
+ * By default (not strict_poll), while callbacks are ready anyway, the
+ * zero-timeout poll and its clock read are skipped until poll_interval
+ * callbacks have run since the last poll: a call_soon chain then runs at
+ * queue speed, and I/O and timers wait at most that many callbacks.
+ */
 static bool may_skip_poll(const loop_t *loop)
 {
     return loop__ready_count(loop) && loop->unpolled < loop->poll_interval && !loop->stop_requested;
 }
 
-/*
- * Phases 1-3.  By default (not strict_poll), while callbacks are ready
- * anyway, the zero-timeout poll and its clock read are skipped until
- * poll_interval callbacks have run since the last poll: a call_soon chain
- * then runs at queue speed, and I/O and timers wait at most that many
- * callbacks.  Returns 1 if it polled, 0 if not, or a negative error.
- */
-static int poll_phase(loop_t *loop, int64_t cap)
+/* The eventfd fired: threadsafe calls and signals join the ready queue. */
+static int take_wakeups(loop_t *loop)
+{
+    int err = loop__wakeup_drain(loop);
+    int serr = loop__signal_collect(loop);
+    if (serr)
+        loop__wakeup_signal(loop); /* the rest of the signals at the next iteration */
+    return err ? err : serr;
+}
+
+/* Steps 2 and 3: wait for timeout, then queue fd events and wake-ups. */
+static int wait_and_queue_io(loop_t *loop, int64_t timeout)
+{
+    uint64_t start = loop->mark;
+    bool woken = false;
+    int err;
+    if (loop->clock.kind == LOOP_CLOCK_VIRTUAL) {
+        /* Never sleep while virtual time can jump instead; block only when
+         * no timer can ever fire (then only fds can wake the loop). */
+        err = loop__io_poll(loop, timeout < 0 ? -1 : 0, 0, &woken);
+        if (timeout > 0 && !err)
+            loop->clock.now = loop__deadline(loop->clock.now, (uint64_t)timeout);
+    } else {
+        err = loop__io_poll(loop, timeout,
+                            timeout > 0 ? loop__deadline(start, (uint64_t)timeout) : 0, &woken);
+        loop->clock.now = loop__clock_read(loop);
+    }
+    loop->mark_fresh = false;
+    if (timeout) {
+        loop->stats.wait_ns += loop->clock.now - start;
+        loop->busy_start = loop->clock.now;
+        loop->busy_valid = true;
+    } else {
+        account(loop, loop->clock.now, true);
+    }
+    if (woken && !err)
+        err = take_wakeups(loop);
+    return err;
+}
+
+/* Steps 1-3; 1 if it polled, 0 if it skipped the poll, or an error. */
+static int poll_io(loop_t *loop, int64_t cap)
 {
     if (may_skip_poll(loop))
         return 0;
     loop->unpolled = 0;
     loop->stats.polls++;
-    if (loop->before_poll) {
-        loop->before_poll(loop, loop->before_poll_arg);
-        loop->mark_fresh = false;
-    }
-
     int64_t timeout = poll_timeout(loop, cap);
     if (timeout)
         account(loop, fresh_now(loop), false);
-    uint64_t start = loop->mark;
-    int err;
-    if (loop->clock == LOOP_CLOCK_VIRTUAL) {
-        /* Never sleep while virtual time can jump instead; block only when
-         * no timer can ever fire (then only fds can wake the loop). */
-        err = loop__io_poll(loop, timeout < 0 ? -1 : 0, 0);
-        if (timeout > 0 && !err)
-            loop->now = loop__deadline(loop->now, (uint64_t)timeout);
-    } else {
-        err = loop__io_poll(loop, timeout,
-                            timeout > 0 ? loop__deadline(start, (uint64_t)timeout) : 0);
-        loop->now = loop__clock_read(loop);
-    }
-    loop->mark_fresh = false;
-    if (timeout) {
-        loop->stats.wait_ns += loop->now - start;
-        loop->busy_start = loop->now;
-        loop->busy_valid = true;
-    } else {
-        account(loop, loop->now, true);
-    }
-    if (loop->after_poll)
-        loop->after_poll(loop, loop->after_poll_arg);
+    int err = wait_and_queue_io(loop, timeout);
     return err < 0 ? err : 1;
+}
+
+/* A queued entry with a generation: a cancellable callback or a dispatch. */
+static void run_checked(loop_t *loop, struct loop__ready e)
+{
+    if (e.fn) {
+        if (loop__slot_take(loop, e.ref, e.gen))
+            loop__run_callback(loop, e.fn, e.arg);
+        return;
+    }
+    unsigned kind = (unsigned)(uintptr_t)e.arg;
+    if (kind == LOOP__DISPATCH_SIGNAL)
+        loop__signal_dispatch(loop, (int)e.ref, e.gen);
+    else
+        loop__io_dispatch(loop, (int)e.ref, kind, e.gen);
+}
+
+/* Run the n oldest entries; whatever they queue waits for a later call. */
+static inline void run_n(loop_t *loop, uint32_t n)
+{
+    for (; n; n--) {
+        struct loop__ready e = loop__ready_pop(loop);
+        if (e.gen)
+            run_checked(loop, e);
+        else
+            loop__run_callback(loop, e.fn, e.arg);
+    }
+}
+
+/* Would the next iteration skip its poll and find no timer due? */
+static bool next_is_only_callbacks(const loop_t *loop)
+{
+    return may_skip_poll(loop) && !loop__timer_due(loop) && !loop->nhooks;
+}
+
+/*
+ * Step 5: run the snapshot.  With chain set (inside loop_run), while the
+ * next iteration would only run callbacks (no poll, no timer due, no
+ * hook), it follows at once, here: a call_soon chain runs at queue speed.
+ */
+static void run_ready(loop_t *loop, bool chain)
+{
+    do {
+        uint32_t n = loop__ready_count(loop);
+        loop->unpolled += n;
+        loop->stats.iterations++;
+        run_n(loop, n);
+    } while (chain && next_is_only_callbacks(loop));
 }
 
 /* The end of an iteration's (or a run's) work: account for it, and keep
@@ -316,13 +382,21 @@ static void end_busy(loop_t *loop)
     account(loop, loop->mark, false);
 }
 
+/*
+ * One iteration.  The hooks run in every iteration, whether or not it
+ * polls: a host loop driven by them (see loop_on_iteration_end) sees each
+ * iteration's fd events in that same iteration.
+ */
 static int iterate(loop_t *loop, int64_t cap, bool once)
 {
-    int polled = poll_phase(loop, cap); /* phases 1-3 */
+    run_hook(loop, LOOP__HOOK_BEFORE_POLL);
+    int polled = poll_io(loop, cap); /* steps 1-3: timeout, wait, queue I/O */
+    run_hook(loop, LOOP__HOOK_AFTER_POLL);
     int err = polled < 0 ? polled : 0;
     if (!err && loop__timer_due(loop))
-        err = loop__timers_expire(loop);    /* phase 4 */
-    loop__ready_run_snapshots(loop, !once); /* phase 5 */
+        err = loop__timers_expire(loop); /* step 4: queue due timers */
+    run_ready(loop, !once);              /* step 5: run what is queued */
+    run_hook(loop, LOOP__HOOK_END);
     loop__ready_trim(loop);
     if (polled)
         end_busy(loop);

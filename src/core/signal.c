@@ -6,7 +6,10 @@
  * eventfd (both async-signal-safe), so it works whichever thread the kernel
  * picks; the callback runs on the loop thread, from the ring.
  */
-#include "internal.h"
+#include "signals.h"
+#include "callback.h"
+#include "ready_queue.h"
+#include "wakeup.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -81,7 +84,7 @@ int loop_add_signal(loop_t *loop, int signo, loop_fn *fn, void *arg)
         sigfillset(&sa.sa_mask);
         sa.sa_flags = SA_RESTART | SA_ONSTACK;
         __atomic_store_n(&sigtab[signo].pending, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&sigtab[signo].wakefd, loop->wakefd, __ATOMIC_RELEASE);
+        __atomic_store_n(&sigtab[signo].wakefd, loop__wakeup_fd(loop), __ATOMIC_RELEASE);
         if (sigaction(signo, &sa, &sigtab[signo].old)) {
             err = -errno;
             __atomic_store_n(&sigtab[signo].wakefd, -1, __ATOMIC_RELEASE);
@@ -92,15 +95,15 @@ int loop_add_signal(loop_t *loop, int signo, loop_fn *fn, void *arg)
     pthread_mutex_unlock(&sig_lock);
     if (err)
         return err;
-    struct loop__signal *s = &loop->sig[signo];
+    struct loop__signal *s = &loop->signals.v[signo];
     if (!s->fn) { /* new: a generation of its own; replaced: a queued run stays valid */
-        if (++loop->sig_gen == 0)
-            ++loop->sig_gen;
-        s->gen = loop->sig_gen;
+        if (++loop->signals.gen == 0)
+            ++loop->signals.gen;
+        s->gen = loop->signals.gen;
     }
     s->fn = fn;
     s->arg = arg;
-    loop->signals |= bit(signo);
+    loop->signals.set |= bit(signo);
     return 0;
 }
 
@@ -108,7 +111,7 @@ int loop_remove_signal(loop_t *loop, int signo)
 {
     if (!loop || !is_signal(signo))
         return -EINVAL;
-    if (!(loop->signals & bit(signo)))
+    if (!(loop->signals.set & bit(signo)))
         return -ENOENT;
     pthread_mutex_lock(&sig_lock);
     sigaction(signo, &sigtab[signo].old, NULL); /* restoring what we read cannot fail */
@@ -116,20 +119,20 @@ int loop_remove_signal(loop_t *loop, int signo)
     __atomic_store_n(&sigtab[signo].pending, 0, __ATOMIC_RELAXED);
     sigtab[signo].owner = NULL;
     pthread_mutex_unlock(&sig_lock);
-    loop->sig[signo] = (struct loop__signal){NULL, NULL, 0};
-    loop->signals &= ~bit(signo);
+    loop->signals.v[signo] = (struct loop__signal){NULL, NULL, 0};
+    loop->signals.set &= ~bit(signo);
     return 0;
 }
 
 /* Queue a dispatch for every signal of this loop that arrived. */
 int loop__signal_collect(loop_t *loop)
 {
-    for (uint64_t m = loop->signals; m; m &= m - 1) {
+    for (uint64_t m = loop->signals.set; m; m &= m - 1) {
         int signo = __builtin_ctzll(m) + 1;
         if (!__atomic_exchange_n(&sigtab[signo].pending, 0, __ATOMIC_ACQ_REL))
             continue;
         int err = loop__ready_push(loop, NULL, (void *)(uintptr_t)LOOP__DISPATCH_SIGNAL,
-                                   (uint32_t)signo, loop->sig[signo].gen);
+                                   (uint32_t)signo, loop->signals.v[signo].gen);
         if (err) {
             __atomic_store_n(&sigtab[signo].pending, 1, __ATOMIC_RELEASE);
             return err;
@@ -140,7 +143,7 @@ int loop__signal_collect(loop_t *loop)
 
 void loop__signal_dispatch(loop_t *loop, int signo, uint32_t gen)
 {
-    struct loop__signal *s = &loop->sig[signo];
+    struct loop__signal *s = &loop->signals.v[signo];
     if (s->fn && s->gen == gen)
         loop__run_callback(loop, s->fn, s->arg);
 }
@@ -149,15 +152,15 @@ void loop__signal_dispatch(loop_t *loop, int signo, uint32_t gen)
  * delivered to the parent before the fork is the parent's to handle. */
 void loop__signal_fork(loop_t *loop)
 {
-    for (uint64_t m = loop->signals; m; m &= m - 1) {
+    for (uint64_t m = loop->signals.set; m; m &= m - 1) {
         int signo = __builtin_ctzll(m) + 1;
         __atomic_store_n(&sigtab[signo].pending, 0, __ATOMIC_SEQ_CST);
-        __atomic_store_n(&sigtab[signo].wakefd, loop->wakefd, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&sigtab[signo].wakefd, loop__wakeup_fd(loop), __ATOMIC_SEQ_CST);
     }
 }
 
 void loop__signal_free(loop_t *loop)
 {
-    for (uint64_t m = loop->signals; m; m &= m - 1)
+    for (uint64_t m = loop->signals.set; m; m &= m - 1)
         loop_remove_signal(loop, __builtin_ctzll(m) + 1);
 }

@@ -10,7 +10,8 @@
  * The lock is held for an append or a pointer swap, never while callbacks
  * run; the arrays only grow, so steady state allocates nothing.
  */
-#include "internal.h"
+#include "wakeup.h"
+#include "ready_queue.h"
 
 #include <errno.h>
 #include <sys/eventfd.h>
@@ -33,14 +34,14 @@ int loop__wakeup_open(int epfd)
 
 int loop__wakeup_init(loop_t *loop)
 {
-    int err = pthread_mutex_init(&loop->post_lock, NULL);
+    int err = pthread_mutex_init(&loop->wakeup.lock, NULL);
     if (err)
         return -err;
-    loop->wakefd = loop__wakeup_open(loop->epfd);
-    if (loop->wakefd >= 0)
+    loop->wakeup.fd = loop__wakeup_open(loop->io.epfd);
+    if (loop->wakeup.fd >= 0)
         return 0;
-    pthread_mutex_destroy(&loop->post_lock);
-    return loop->wakefd;
+    pthread_mutex_destroy(&loop->wakeup.lock);
+    return loop->wakeup.fd;
 }
 
 /*
@@ -50,20 +51,20 @@ int loop__wakeup_init(loop_t *loop)
  */
 void loop__wakeup_fork(loop_t *loop, int wakefd)
 {
-    pthread_mutex_init(&loop->post_lock, NULL);
-    close(loop->wakefd);
-    loop->wakefd = wakefd;
-    if (loop->nposts)
+    pthread_mutex_init(&loop->wakeup.lock, NULL);
+    close(loop->wakeup.fd);
+    loop->wakeup.fd = wakefd;
+    if (loop->wakeup.nposts)
         loop__wakeup_signal(loop); /* posts inherited from the parent */
 }
 
 void loop__wakeup_free(loop_t *loop)
 {
-    close(loop->wakefd);
-    pthread_mutex_destroy(&loop->post_lock);
-    loop__realloc(loop, loop->posts, 0);
-    loop__realloc(loop, loop->drain, 0);
-    loop->posts = loop->drain = NULL;
+    close(loop->wakeup.fd);
+    pthread_mutex_destroy(&loop->wakeup.lock);
+    loop__realloc(loop, loop->wakeup.posts, 0);
+    loop__realloc(loop, loop->wakeup.drain, 0);
+    loop->wakeup.posts = loop->wakeup.drain = NULL;
 }
 
 /* Async-signal-safe.  EAGAIN means the counter is full: it is non-zero, so
@@ -71,61 +72,60 @@ void loop__wakeup_free(loop_t *loop)
 void loop__wakeup_signal(loop_t *loop)
 {
     uint64_t one = 1;
-    ssize_t n = write(loop->wakefd, &one, sizeof(one));
+    ssize_t n = write(loop->wakeup.fd, &one, sizeof(one));
     (void)n;
 }
 
 bool loop__wakeup_pending(loop_t *loop)
 {
-    return __atomic_load_n(&loop->nposts, __ATOMIC_RELAXED) != 0;
+    return __atomic_load_n(&loop->wakeup.nposts, __ATOMIC_RELAXED) != 0;
 }
 
 int loop_call_soon_threadsafe(loop_t *loop, loop_fn *fn, void *arg)
 {
     if (!loop || !fn)
         return -EINVAL;
-    pthread_mutex_lock(&loop->post_lock);
-    uint32_t n = loop->nposts;
-    int err =
-        loop__grow(loop, (void **)&loop->posts, &loop->posts_cap, sizeof(*loop->posts), n + 1);
+    pthread_mutex_lock(&loop->wakeup.lock);
+    uint32_t n = loop->wakeup.nposts;
+    int err = loop__grow(loop, (void **)&loop->wakeup.posts, &loop->wakeup.posts_cap,
+                         sizeof(*loop->wakeup.posts), n + 1);
     if (!err) {
-        loop->posts[n] = (struct loop__post){fn, arg};
-        __atomic_store_n(&loop->nposts, n + 1, __ATOMIC_RELAXED);
+        loop->wakeup.posts[n] = (struct loop__post){fn, arg};
+        __atomic_store_n(&loop->wakeup.nposts, n + 1, __ATOMIC_RELAXED);
     }
-    pthread_mutex_unlock(&loop->post_lock);
+    pthread_mutex_unlock(&loop->wakeup.lock);
     if (!err && n == 0)
         loop__wakeup_signal(loop);
     return err;
 }
 
-/* The eventfd fired: collect signals and threadsafe calls into the ring. */
+/* The eventfd fired: read it, and move the threadsafe calls into the ring. */
 int loop__wakeup_drain(loop_t *loop)
 {
     uint64_t count;
-    ssize_t r = read(loop->wakefd, &count, sizeof(count));
+    ssize_t r = read(loop->wakeup.fd, &count, sizeof(count));
     (void)r; /* EAGAIN: a spurious wake-up; nothing else can fail here */
 
-    int err = loop__signal_collect(loop);
-    pthread_mutex_lock(&loop->post_lock);
-    uint32_t n = loop->nposts;
-    if (!err && n)
-        err = loop__ready_reserve(loop, n);
+    struct loop__wakeup *w = &loop->wakeup;
+    pthread_mutex_lock(&w->lock);
+    uint32_t n = w->nposts;
+    int err = n ? loop__ready_reserve(loop, n) : 0;
     if (!err && n) {
         /* The spare must be able to take the next posts without a gap. */
-        struct loop__post *spare = loop->drain;
-        uint32_t spare_cap = loop->drain_cap;
-        loop->drain = loop->posts;
-        loop->drain_cap = loop->posts_cap;
-        loop->posts = spare;
-        loop->posts_cap = spare_cap;
-        __atomic_store_n(&loop->nposts, 0, __ATOMIC_RELAXED);
+        struct loop__post *spare = w->drain;
+        uint32_t spare_cap = w->drain_cap;
+        w->drain = w->posts;
+        w->drain_cap = w->posts_cap;
+        w->posts = spare;
+        w->posts_cap = spare_cap;
+        __atomic_store_n(&w->nposts, 0, __ATOMIC_RELAXED);
     }
-    pthread_mutex_unlock(&loop->post_lock);
+    pthread_mutex_unlock(&w->lock);
     if (err) {
         loop__wakeup_signal(loop); /* try again at the next iteration */
         return err;
     }
     for (uint32_t i = 0; i < n; i++)
-        loop__ready_put(loop, loop->drain[i].fn, loop->drain[i].arg, 0, 0);
+        loop__ready_put(loop, w->drain[i].fn, w->drain[i].arg, 0, 0);
     return 0;
 }

@@ -63,12 +63,12 @@ static void test_slab_free_list_and_generations_hold_under_random_ops(void **sta
     uint32_t live_count = 0;
     for (int i = 0; i < N; i++)
         live_count += (uint32_t)is_live[i];
-    assert_int_equal(loop->live_slots, live_count);
-    assert_true(loop->nslots <= N); /* freed slots were reused, not leaked */
+    assert_int_equal(loop->slots.live, live_count);
+    assert_true(loop->slots.n <= N); /* freed slots were reused, not leaked */
     assert_int_equal(loop_run(loop), 0);
     for (int i = 0; i < N; i++)
         assert_int_equal(runs[i], is_live[i]);
-    assert_int_equal(loop->live_slots, 0);
+    assert_int_equal(loop->slots.live, 0);
     assert_valid(loop);
     assert_int_equal(loop_free(loop), 0);
 }

@@ -332,7 +332,7 @@ static void test_million_call_soon_with_handles_leave_no_live_slot(void **state)
         assert_int_equal(loop_run(loop), 0);
         assert_int_equal(soon_bad, 0);
         assert_int_equal(soon_expected, n);
-        assert_int_equal(loop->live_slots, 0);
+        assert_int_equal(loop->slots.live, 0);
         assert_int_equal(c.calls, calls);
         assert_int_equal(c.peak, peak);
         for (size_t i = 0; i < n; i += 997)

@@ -141,7 +141,7 @@ static void test_adding_the_loops_own_fds_is_rejected(void **state)
     (void)state;
     loop_t *loop;
     assert_int_equal(loop_new(&loop), 0);
-    int own[] = {loop_fd(loop), loop->wakefd, loop->timerfd};
+    int own[] = {loop_fd(loop), loop->wakeup.fd, loop->io.timerfd};
     for (unsigned i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
         assert_true(own[i] >= 0);
         assert_int_equal(loop_add_reader(loop, own[i], io_nop, NULL), -EINVAL);

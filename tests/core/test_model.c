@@ -61,7 +61,8 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-#include "internal.h"
+#include "handles.h"
+#include "ready_queue.h"
 #include "fdleak.h"
 
 #define MAXTOK 4096       /* tokens (scheduled callbacks) per seed */
@@ -727,9 +728,9 @@ static int compare(void)
                             tok, live ? "pending" : "gone", M.t[tok].live ? "pending" : "gone"),
                    -1;
     }
-    if (R.loop->nheap != (uint32_t)M.ntimers)
+    if (R.loop->timers.n != (uint32_t)M.ntimers)
         return snprintf(failure, sizeof(failure), "pending timers: loop %u, model %d",
-                        R.loop->nheap, M.ntimers),
+                        R.loop->timers.n, M.ntimers),
                -1;
     if (loop__ready_count(R.loop) != M.rlen)
         return snprintf(failure, sizeof(failure), "ready queue: loop %u, model %u",

@@ -12,7 +12,7 @@
 
 #include <stdlib.h>
 
-#include "internal.h"
+#include "ready_queue.h"
 
 static void assert_valid(const loop_t *loop)
 {
@@ -22,6 +22,15 @@ static void assert_valid(const loop_t *loop)
 }
 
 static long next_expected, seen;
+
+/* Run the n oldest entries straight from the ring (all plain call_soon). */
+static void run_oldest(loop_t *loop, uint32_t n)
+{
+    while (n--) {
+        struct loop__ready e = loop__ready_pop(loop);
+        e.fn(loop, e.arg);
+    }
+}
 
 static void in_order(loop_t *loop, void *arg)
 {
@@ -46,10 +55,10 @@ static void test_ring_keeps_fifo_order_when_growing_while_wrapped(void **state)
         for (int i = 0; i < more; i++)
             assert_int_equal(loop_call_soon(loop, in_order, (void *)(intptr_t)pushed++, NULL), 0);
         assert_valid(loop);
-        loop__ready_run(loop, (uint32_t)(rand() % (loop__ready_count(loop) + 1)));
+        run_oldest(loop, (uint32_t)(rand() % (loop__ready_count(loop) + 1)));
         assert_valid(loop);
     }
-    loop__ready_run(loop, loop__ready_count(loop));
+    run_oldest(loop, loop__ready_count(loop));
     assert_int_equal(seen, pushed);
     assert_int_equal(loop_free(loop), 0);
 }
@@ -135,9 +144,9 @@ static void test_a_drained_burst_gives_its_ring_back(void **state)
     assert_int_equal(loop_new(&loop), 0);
     for (uint32_t i = 0; i < 4 * LOOP__RING_KEEP; i++)
         assert_int_equal(loop_call_soon(loop, nop, NULL, NULL), 0);
-    assert_true(loop->ring_cap > LOOP__RING_KEEP);
+    assert_true(loop->ready.cap > LOOP__RING_KEEP);
     assert_int_equal(loop_run(loop), 0);
-    assert_int_equal(loop->ring_cap, 0);
+    assert_int_equal(loop->ready.cap, 0);
     assert_valid(loop);
     assert_int_equal(loop_free(loop), 0);
 }
@@ -149,9 +158,9 @@ static void test_a_ring_within_the_keep_size_is_kept(void **state)
     assert_int_equal(loop_new(&loop), 0);
     for (uint32_t i = 0; i < LOOP__RING_KEEP; i++)
         assert_int_equal(loop_call_soon(loop, nop, NULL, NULL), 0);
-    uint32_t cap = loop->ring_cap;
+    uint32_t cap = loop->ready.cap;
     assert_int_equal(loop_run(loop), 0);
-    assert_int_equal(loop->ring_cap, cap);
+    assert_int_equal(loop->ready.cap, cap);
     assert_int_equal(loop_free(loop), 0);
 }
 

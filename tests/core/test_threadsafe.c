@@ -262,7 +262,7 @@ static void test_stop_posted_from_another_thread_ends_a_busy_loop(void **state)
 static uint64_t read_counter(loop_t *l)
 {
     uint64_t v = 0;
-    ssize_t n = read(l->wakefd, &v, sizeof(v));
+    ssize_t n = read(l->wakeup.fd, &v, sizeof(v));
     if (n != (ssize_t)sizeof(v))
         return 0; /* EAGAIN: the counter is 0 */
     return v;
@@ -279,7 +279,7 @@ static void test_eventfd_is_written_once_when_the_queue_becomes_non_empty(void *
 
     /* Put the wake-up back, and let the loop take the calls. */
     uint64_t one = 1;
-    assert_int_equal(write(l->wakefd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    assert_int_equal(write(l->wakeup.fd, &one, sizeof(one)), (ssize_t)sizeof(one));
     assert_int_equal(loop_run(l), 0);
     assert_int_equal(runs, 1000);
 
@@ -288,7 +288,7 @@ static void test_eventfd_is_written_once_when_the_queue_becomes_non_empty(void *
     assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &runs), 0);
     assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &runs), 0);
     assert_int_equal(read_counter(l), 1);
-    assert_int_equal(write(l->wakefd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    assert_int_equal(write(l->wakeup.fd, &one, sizeof(one)), (ssize_t)sizeof(one));
     assert_int_equal(loop_run(l), 0);
     assert_int_equal(runs, 1002);
     assert_int_equal(loop_free(l), 0);
@@ -301,9 +301,9 @@ static void test_full_eventfd_counter_neither_blocks_nor_fails_a_call(void **sta
     /* The largest value an eventfd holds: any further write would block or
      * fail with EAGAIN. */
     uint64_t max = UINT64_MAX - 1;
-    assert_int_equal(write(l->wakefd, &max, sizeof(max)), (ssize_t)sizeof(max));
+    assert_int_equal(write(l->wakeup.fd, &max, sizeof(max)), (ssize_t)sizeof(max));
     uint64_t one = 1;
-    assert_int_equal(write(l->wakefd, &one, sizeof(one)), -1);
+    assert_int_equal(write(l->wakeup.fd, &one, sizeof(one)), -1);
     assert_int_equal(errno, EAGAIN);
 
     int runs = 0;
