@@ -314,13 +314,17 @@ LOOP_API int loop_cancel(loop_t *loop, loop_handle handle);
 
 /*
  * Call fn(loop, fd, events, arg) in every iteration in which fd is readable
- * (level-triggered), or has hung up or has an error pending.  `events` is
- * everything the kernel reported for fd, so a reader may also see
- * LOOP_WRITABLE when fd has a writer too.  At most one reader per fd:
- * adding another replaces the first (and any of its dispatch already queued
- * is dropped).  The loop never closes fd.  One poll takes up to 512 ready
- * fds; when more are ready the rest are served by the next iterations,
- * which never wait while any is ready (level-triggered).
+ * (level-triggered), or has hung up or has an error pending.  A reader is
+ * called with the read side's bits (LOOP_READABLE, LOOP_HUP, LOOP_ERROR); a
+ * writer with the write side's (LOOP_WRITABLE, LOOP_HUP, LOOP_ERROR).  When
+ * the reader and the writer are the same fn with the same arg (as
+ * loop_watch_fd() makes them), the fd gets ONE call per iteration, with
+ * every bit the kernel reported.  At most one reader per fd: adding another
+ * replaces the first (and any of its dispatch already queued is dropped);
+ * adding the same fn and arg again changes nothing (a dispatch already
+ * queued still runs).  The loop never closes fd.  One poll takes up to 512
+ * ready fds; when more are ready the rest are served by the next
+ * iterations, which never wait while any is ready (level-triggered).
  *
  * Returns 0; -EINVAL if loop or fn is NULL or fd is one of the loop's own
  * fds (loop_fd() and the eventfd and timerfd behind it);
@@ -330,7 +334,13 @@ LOOP_API int loop_cancel(loop_t *loop, loop_handle handle);
  *
  * Remove the reader before closing fd.  After loop_remove_reader() (and
  * loop_remove_writer(), if one was added), closing fd is safe even if it
- * was duplicated elsewhere: nothing more is delivered for it.
+ * was duplicated elsewhere: nothing more is delivered for it.  A program
+ * that closed fd WITHOUT removing its handlers, got the same number back
+ * (from socket(), accept(), ...) and adds a handler for it again is served
+ * too: adding where a handler is registered re-registers fd with the
+ * kernel (at once for a new fn or arg, so its errors are returned here; at
+ * the next poll for the same fn and arg), and nothing of the old file is
+ * delivered to the new registration.
  */
 LOOP_API int loop_add_reader(loop_t *loop, int fd, loop_io_fn *fn, void *arg);
 
@@ -346,6 +356,25 @@ LOOP_API int loop_remove_reader(loop_t *loop, int fd);
 
 /* As loop_remove_reader(), for the writer. */
 LOOP_API int loop_remove_writer(loop_t *loop, int fd);
+
+/*
+ * The interest-mask form, for C libraries that think in one callback per
+ * fd (hiredis, libcurl, c-ares, GLib): set fd's interest to `events`, a
+ * set of LOOP_READABLE and LOOP_WRITABLE, with fn(loop, fd, events, arg)
+ * as its one handler.  It is the same table as loop_add_reader() and
+ * loop_add_writer(): afterwards fd's reader is fn (if LOOP_READABLE is in
+ * events, else none) and its writer is fn (if LOOP_WRITABLE, else none),
+ * whatever they were, and fn is called once per iteration with every bit
+ * the kernel reported (LOOP_HUP and LOOP_ERROR included).  events 0
+ * removes both handlers (0 even if fd had none).  The same fn and arg
+ * again keep a dispatch already queued.  Changing only the mask costs no
+ * system call until the next poll, whatever the number of changes.
+ *
+ * Returns 0; -EINVAL if loop is NULL, events has other bits, or fn is
+ * NULL with events not 0; otherwise as loop_add_reader().  On failure fd's
+ * handlers are as they were.
+ */
+LOOP_API int loop_watch_fd(loop_t *loop, int fd, unsigned events, loop_io_fn *fn, void *arg);
 
 /* ---- Threads ---------------------------------------------------------- */
 
@@ -471,6 +500,13 @@ typedef struct {
     uint64_t events;     /* readiness events of watched fds (not the loop's own) */
     uint64_t wait_ns;
     uint64_t busy_ns;
+    /*
+     * System calls the loop made on its own thread: epoll_wait (or
+     * epoll_pwait2), epoll_ctl, timerfd_settime and eventfd reads (clock
+     * reads go through the vDSO and are not counted).  syscalls / polls is
+     * the cost of an iteration beyond its one wait.
+     */
+    uint64_t syscalls;
 } loop_stats_t;
 
 /* Copy the counters into *out.  Returns 0 or -EINVAL for NULL arguments. */

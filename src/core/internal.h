@@ -86,12 +86,13 @@ struct loop__ready {
 struct loop__fd {
     loop_io_fn *rfn, *wfn; /* NULL: no reader / no writer */
     void *rarg, *warg;
-    uint32_t rgen, wgen; /* registration generations: stale dispatches are dropped */
-    uint32_t kgen;       /* generation of the kernel registration, in epoll data */
-    uint8_t kmask;       /* LOOP_READABLE|LOOP_WRITABLE as the kernel has them */
-    uint8_t inkernel;    /* the fd is in the epoll set */
-    uint8_t dirty;       /* on the change list */
-    uint8_t revents;     /* this iteration's events, as LOOP_* bits */
+    uint32_t rgen, wgen;  /* registration generations: stale dispatches are dropped */
+    uint32_t kgen;        /* generation of the kernel registration, in epoll data */
+    uint8_t kmask;        /* LOOP_READABLE|LOOP_WRITABLE as the kernel has them */
+    uint8_t revents;      /* this iteration's events, as LOOP_* bits */
+    uint8_t inkernel : 1; /* the fd is in the epoll set */
+    uint8_t dirty : 1;    /* on the change list */
+    uint8_t verify : 1;   /* re-added: check the kernel still has it (see io_epoll.c) */
 };
 
 struct loop__post {

@@ -12,6 +12,15 @@
  *    two) are only batched: an fd is queued on the change list and brought
  *    in line with one MOD just before the next wait, so an fd toggled many
  *    times in an iteration costs at most one epoll_ctl.
+ *  - A program may close a watched fd without removing its handlers, get
+ *    the number back from socket() or accept(), and add a handler again:
+ *    the kernel dropped the old registration at the close, though the
+ *    table still shows it.  So adding a handler where one is registered
+ *    never trusts the table: a new callback re-registers at once (MOD, or
+ *    ADD when the kernel says ENOENT), so the caller sees any error, and
+ *    the same callback and argument again (an idempotent re-add, as
+ *    hiredis makes) marks the fd to be checked the same way at the next
+ *    flush: one epoll_ctl per fd and iteration, however many re-adds.
  *  - A number can be closed and reused between two waits: epoll data
  *    carries (kernel generation << 32 | fd) and events from an older
  *    registration are dropped.  Queued dispatches carry the reader's or
@@ -58,13 +67,22 @@ static void open_timerfd(loop_t *loop)
     }
 }
 
-/* Arm the timerfd for deadline (0: disarm); false if it cannot be used. */
+/*
+ * Arm the timerfd for deadline (0: disarm); false if it cannot be used.
+ * Armed already at or before the deadline, it is left alone: a deadline
+ * pushed back (loop_reschedule of a timeout, which hiredis and curl make
+ * on every command) then costs one early wake-up when the old deadline
+ * passes, and one re-arm there, instead of a timerfd_settime in every
+ * iteration.  Only a deadline that moves earlier re-arms at once.
+ */
 static bool arm(loop_t *loop, uint64_t deadline)
 {
     if (loop->io.timerfd < 0)
         return false;
-    if (deadline == loop->io.armed)
+    uint64_t armed = loop->io.armed;
+    if (deadline == armed || (deadline && armed && armed <= deadline))
         return true;
+    loop->stats.syscalls++;
     struct itimerspec its = {
         .it_value = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)},
     };
@@ -94,6 +112,16 @@ void loop__io_free(loop_t *loop)
     loop->io.changes = NULL;
 }
 
+/* The events a reader, and a writer, is called for. */
+#define RMASK (LOOP_READABLE | LOOP_HUP | LOOP_ERROR)
+#define WMASK (LOOP_WRITABLE | LOOP_HUP | LOOP_ERROR)
+
+/* A reader and a writer that are one handler: loop_watch_fd's kind. */
+static bool one_handler(const struct loop__fd *f)
+{
+    return f->rfn && f->rfn == f->wfn && f->rarg == f->warg;
+}
+
 static unsigned wanted(const struct loop__fd *f)
 {
     return (f->rfn ? LOOP_READABLE : 0) | (f->wfn ? LOOP_WRITABLE : 0);
@@ -112,6 +140,7 @@ static int ctl(loop_t *loop, int op, int fd, unsigned mask)
         .events = mask, /* LOOP_READABLE and LOOP_WRITABLE are EPOLLIN and EPOLLOUT */
         .data.u64 = (uint64_t)loop->io.fds[fd].kgen << 32 | (uint32_t)fd,
     };
+    loop->stats.syscalls++;
     return epoll_ctl(loop->io.epfd, op, fd, &ev) ? -errno : 0;
 }
 
@@ -129,8 +158,9 @@ static int sync_fd(loop_t *loop, int fd)
         f->kmask = 0;
         return 0;
     }
-    if (f->inkernel && f->kmask == mask)
+    if (f->inkernel && f->kmask == mask && !f->verify)
         return 0;
+    f->verify = 0;
     if (f->inkernel)
         err = ctl(loop, EPOLL_CTL_MOD, fd, mask);
     if (!f->inkernel || err == -ENOENT) { /* ENOENT: closed and reopened */
@@ -207,42 +237,79 @@ static int reserve_fd(loop_t *loop, int fd)
     return err;
 }
 
-static int add(loop_t *loop, int fd, unsigned dir, loop_io_fn *fn, void *arg)
+/* An fd number a handler may be added for: 0, or the error to return. */
+static int check_fd(loop_t *loop, int fd)
 {
-    if (!loop || !fn)
-        return -EINVAL;
     if (fd < 0)
         return -EBADF;
     if (fd == loop->io.epfd || fd == loop__wakeup_fd(loop) || fd == loop->io.timerfd)
         return -EINVAL; /* the loop's own */
-    int err = reserve_fd(loop, fd);
+    return reserve_fd(loop, fd);
+}
+
+/*
+ * Set one direction's handler.  The same fn and arg again keeps the
+ * registration (and its generation), so a dispatch already queued for it
+ * still runs; anything else is a new registration.  Returns whether the
+ * direction was registered before.
+ */
+static bool set_dir(loop_t *loop, struct loop__fd *f, unsigned dir, loop_io_fn *fn, void *arg)
+{
+    loop_io_fn **pfn = dir == LOOP_READABLE ? &f->rfn : &f->wfn;
+    void **parg = dir == LOOP_READABLE ? &f->rarg : &f->warg;
+    uint32_t *pgen = dir == LOOP_READABLE ? &f->rgen : &f->wgen;
+    bool had = *pfn != NULL;
+    if (!fn) {
+        *pfn = NULL;
+        *parg = NULL;
+        *pgen = 0;
+    } else if (!had || *pfn != fn || *parg != arg) {
+        *pfn = fn;
+        *parg = arg;
+        *pgen = next_gen(loop);
+    }
+    return had;
+}
+
+/*
+ * The kernel's side of a change to f made by add or watch: before is the
+ * entry as it was; renewed is true if a handler was registered again.
+ */
+static int apply(loop_t *loop, int fd, const struct loop__fd *before, bool renewed)
+{
+    struct loop__fd *f = &loop->io.fds[fd];
+    bool same = f->rfn == before->rfn && f->rarg == before->rarg && f->wfn == before->wfn &&
+                f->warg == before->warg;
+    int err = 0;
+    if (!wanted(f)) {
+        sync_fd(loop, fd); /* DEL now: the user may close the fd next */
+    } else if (!f->inkernel || (renewed && !same)) {
+        f->verify = f->inkernel; /* a new handler where one was: the kernel may have lost it */
+        err = sync_fd(loop, fd);
+    } else {
+        f->verify |= renewed;
+        if (f->verify || wanted(f) != f->kmask)
+            queue_change(loop, fd);
+    }
+    if (err) {
+        *f = *before;
+        return err;
+    }
+    loop->io.nwatched += (wanted(f) != 0) - (wanted(before) != 0);
+    return 0;
+}
+
+static int add(loop_t *loop, int fd, unsigned dir, loop_io_fn *fn, void *arg)
+{
+    if (!loop || !fn)
+        return -EINVAL;
+    int err = check_fd(loop, fd);
     if (err)
         return err;
-
     struct loop__fd *f = &loop->io.fds[fd];
-    struct loop__fd saved = *f;
-    bool was_watched = wanted(f) != 0;
-    if (dir == LOOP_READABLE) {
-        f->rfn = fn;
-        f->rarg = arg;
-        f->rgen = next_gen(loop);
-    } else {
-        f->wfn = fn;
-        f->warg = arg;
-        f->wgen = next_gen(loop);
-    }
-    if (!f->inkernel) {
-        err = sync_fd(loop, fd);
-        if (err) {
-            *f = saved;
-            return err;
-        }
-    } else if (wanted(f) != f->kmask) {
-        queue_change(loop, fd);
-    }
-    if (!was_watched)
-        loop->io.nwatched++;
-    return 0;
+    struct loop__fd before = *f;
+    bool renewed = set_dir(loop, f, dir, fn, arg);
+    return apply(loop, fd, &before, renewed);
 }
 
 static int remove_(loop_t *loop, int fd, unsigned dir)
@@ -253,24 +320,32 @@ static int remove_(loop_t *loop, int fd, unsigned dir)
         return -EBADF;
     if ((uint32_t)fd >= loop->io.fds_cap || !(wanted(&loop->io.fds[fd]) & dir))
         return -ENOENT;
-
     struct loop__fd *f = &loop->io.fds[fd];
-    if (dir == LOOP_READABLE) {
-        f->rfn = NULL;
-        f->rarg = NULL;
-        f->rgen = 0;
+    struct loop__fd before = *f;
+    set_dir(loop, f, dir, NULL, NULL);
+    return apply(loop, fd, &before, false);
+}
+
+int loop_watch_fd(loop_t *loop, int fd, unsigned events, loop_io_fn *fn, void *arg)
+{
+    if (!loop || (events & ~(LOOP_READABLE | LOOP_WRITABLE)) || (events && !fn))
+        return -EINVAL;
+    if (!events) { /* nothing to watch: no table entry needed */
+        if (fd < 0)
+            return -EBADF;
+        if ((uint32_t)fd >= loop->io.fds_cap || !wanted(&loop->io.fds[fd]))
+            return 0;
     } else {
-        f->wfn = NULL;
-        f->warg = NULL;
-        f->wgen = 0;
+        int err = check_fd(loop, fd);
+        if (err)
+            return err;
     }
-    if (wanted(f)) {
-        queue_change(loop, fd);
-    } else {
-        sync_fd(loop, fd); /* DEL now: the user may close the fd next */
-        loop->io.nwatched--;
-    }
-    return 0;
+    struct loop__fd *f = &loop->io.fds[fd];
+    struct loop__fd before = *f;
+    bool had_r = set_dir(loop, f, LOOP_READABLE, events & LOOP_READABLE ? fn : NULL, arg);
+    bool had_w = set_dir(loop, f, LOOP_WRITABLE, events & LOOP_WRITABLE ? fn : NULL, arg);
+    bool renewed = (had_r && (events & LOOP_READABLE)) || (had_w && (events & LOOP_WRITABLE));
+    return apply(loop, fd, &before, renewed);
 }
 
 int loop_add_reader(loop_t *loop, int fd, loop_io_fn *fn, void *arg)
@@ -300,6 +375,7 @@ int loop_remove_writer(loop_t *loop, int fd)
  */
 static int wait_events(loop_t *loop, int64_t timeout_ns)
 {
+    loop->stats.syscalls++;
 #ifdef SYS_epoll_pwait2
     if (timeout_ns > 0 && !loop->io.no_pwait2) {
         struct timespec ts = {(time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000)};
@@ -342,8 +418,6 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *wok
     if (n && loop__ready_reserve(loop, 2 * (uint32_t)n))
         return -ENOMEM; /* so the puts below have room */
 
-    const unsigned rmask = LOOP_READABLE | LOOP_HUP | LOOP_ERROR;
-    const unsigned wmask = LOOP_WRITABLE | LOOP_HUP | LOOP_ERROR;
     for (int i = 0; i < n; i++) {
         uint64_t data = loop->io.events[i].data.u64;
         uint32_t fd = (uint32_t)data;
@@ -357,12 +431,13 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *wok
         struct loop__fd *f = &loop->io.fds[fd];
         if (!f->inkernel || f->kgen != (uint32_t)(data >> 32))
             continue; /* from a registration that no longer exists */
-        unsigned ev = loop->io.events[i].events & (rmask | wmask);
+        unsigned ev = loop->io.events[i].events & (RMASK | WMASK);
         f->revents = (uint8_t)ev;
         loop->stats.events++;
-        if (f->rgen && (ev & rmask))
+        bool read = f->rgen && (ev & RMASK);
+        if (read)
             loop__ready_put(loop, NULL, (void *)(uintptr_t)LOOP__DISPATCH_READ, fd, f->rgen);
-        if (f->wgen && (ev & wmask))
+        if (f->wgen && (ev & WMASK) && !(read && one_handler(f)))
             loop__ready_put(loop, NULL, (void *)(uintptr_t)LOOP__DISPATCH_WRITE, fd, f->wgen);
     }
     return 0;
@@ -371,15 +446,17 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *wok
 /*
  * Run a queued fd dispatch, unless its reader or writer was removed or
  * replaced since it was queued (a live registration has a non-zero
- * generation).
+ * generation).  A reader sees the read side's events, a writer the write
+ * side's; one handler for both ways sees them all, in one call.
  */
 void loop__io_dispatch(loop_t *loop, int fd, unsigned kind, uint32_t gen)
 {
     const struct loop__fd *f = &loop->io.fds[fd];
+    unsigned all = one_handler(f) ? RMASK | WMASK : 0;
     if (kind == LOOP__DISPATCH_READ) {
         if (f->rgen == gen)
-            loop__run_io(loop, f->rfn, fd, f->revents, f->rarg);
+            loop__run_io(loop, f->rfn, fd, f->revents & (RMASK | all), f->rarg);
     } else if (f->wgen == gen) {
-        loop__run_io(loop, f->wfn, fd, f->revents, f->warg);
+        loop__run_io(loop, f->wfn, fd, f->revents & (WMASK | all), f->warg);
     }
 }

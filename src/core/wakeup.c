@@ -103,6 +103,7 @@ int loop_call_soon_threadsafe(loop_t *loop, loop_fn *fn, void *arg)
 int loop__wakeup_drain(loop_t *loop)
 {
     uint64_t count;
+    loop->stats.syscalls++;
     ssize_t r = read(loop->wakeup.fd, &count, sizeof(count));
     (void)r; /* EAGAIN: a spurious wake-up; nothing else can fail here */
 

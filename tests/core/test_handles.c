@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -108,12 +109,80 @@ static void test_forged_handles_are_rejected(void **state)
     assert_int_equal(loop_free(loop), 0);
 }
 
+/* One timer at 1 ms intervals per slot, all with handles. */
+#define SOME 16
+
+static loop_t *virtual_loop_with_timers(loop_handle *h)
+{
+    loop_t *loop;
+    assert_int_equal(loop_new_with(&loop, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL}), 0);
+    for (int i = 0; i < SOME; i++)
+        assert_int_equal(loop_call_later(loop, LOOP_MS(i + 1), count, (void *)(intptr_t)i, &h[i]), 0);
+    return loop;
+}
+
+static void test_a_handle_of_another_loop_neither_cancels_nor_moves_a_callback(void **state)
+{
+    (void)state;
+    loop_handle ha[SOME], hb[SOME];
+    loop_t *a = virtual_loop_with_timers(ha);
+    loop_t *b = virtual_loop_with_timers(hb); /* the same slots, the same generations */
+    for (int i = 0; i < SOME; i++) {
+        assert_int_equal(loop_cancel(b, ha[i]), -ENOENT);
+        assert_int_equal(loop_reschedule(b, ha[i], LOOP_SEC(100)), -ENOENT);
+        assert_int_equal(loop_reschedule_at(b, ha[i], 0), -ENOENT);
+    }
+    assert_valid(b);
+    memset(runs, 0, sizeof(runs));
+    assert_int_equal(loop_run(b), 0);
+    for (int i = 0; i < SOME; i++)
+        assert_int_equal(runs[i], 1);
+    assert_true(loop_now(b) == LOOP_MS(SOME)); /* none was moved later */
+    assert_int_equal(loop_free(a), 0);
+    assert_int_equal(loop_free(b), 0);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void test_made_up_handles_are_enoent_and_touch_no_callback(void **state)
+{
+    (void)state;
+    loop_handle h[SOME];
+    loop_t *loop = virtual_loop_with_timers(h);
+    int tried = 0;
+    /* The ids a loop without a key gives out first, (gen << 32 | slot) ... */
+    for (uint64_t gen = 0; gen < 8; gen++)
+        for (uint64_t slot = 0; slot < 2 * SOME; slot++, tried++)
+            assert_int_equal(loop_cancel(loop, (loop_handle){gen << 32 | slot}), -ENOENT);
+    /* ... and any 64-bit value. */
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 100000; i++, tried++) {
+        loop_handle forged = {xorshift(&seed)};
+        assert_int_equal(loop_reschedule(loop, forged, 0), -ENOENT);
+        assert_int_equal(loop_cancel(loop, forged), -ENOENT);
+    }
+    assert_true(tried > 100000);
+    memset(runs, 0, sizeof(runs));
+    assert_int_equal(loop_run(loop), 0);
+    for (int i = 0; i < SOME; i++)
+        assert_int_equal(runs[i], 1);
+    assert_int_equal(loop_free(loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slab_free_list_and_generations_hold_under_random_ops),
         cmocka_unit_test(test_handle_from_a_freed_slot_is_stale_after_reuse),
         cmocka_unit_test(test_forged_handles_are_rejected),
+        cmocka_unit_test(test_a_handle_of_another_loop_neither_cancels_nor_moves_a_callback),
+        cmocka_unit_test(test_made_up_handles_are_enoent_and_touch_no_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
