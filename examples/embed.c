@@ -3,7 +3,7 @@
  *
  * The host here is a plain poll() loop with an fd of its own (the read end
  * of a pipe).  It adds loop_fd() to its poll set, sleeps no longer than
- * loop_timeout_ns() allows, and calls loop_run_once(loop, 0) after every
+ * loop_timeout_ms() allows, and calls loop_run_once(loop, 0) after every
  * wake-up; libloop never blocks and never owns the thread.  Through libloop
  * run three kinds of work:
  *
@@ -134,15 +134,6 @@ static bool all_done(const struct app *app)
            app->lines_read == 1;
 }
 
-/* loop_timeout_ns() as a poll() timeout: whole milliseconds, rounded up. */
-static int poll_ms(int64_t ns)
-{
-    if (ns < 0)
-        return -1;
-    int64_t ms = ns / 1000000 + (ns % 1000000 != 0);
-    return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
 /* The host reads the lines the loop's timer wrote into its pipe. */
 static void host_read_pipe(struct app *app)
 {
@@ -171,7 +162,7 @@ static void host_main_loop(struct app *app)
             {.fd = loop_fd(app->loop), .events = POLLIN},
             {.fd = app->host_pipe[0], .events = POLLIN},
         };
-        int n = poll(fds, 2, poll_ms(loop_timeout_ns(app->loop)));
+        int n = poll(fds, 2, loop_timeout_ms(app->loop));
         if (n < 0 && errno != EINTR)
             die("poll", errno);
         iterations++;
