@@ -83,6 +83,7 @@ struct loop__ready {
     uint32_t gen; /* slot generation (0: no slot), or registration generation */
 };
 
+/* 48 bytes: a 20,000-fd table is under a megabyte. */
 struct loop__fd {
     loop_io_fn *rfn, *wfn; /* NULL: no reader / no writer */
     void *rarg, *warg;
@@ -90,6 +91,7 @@ struct loop__fd {
     uint32_t kgen;        /* generation of the kernel registration, in epoll data */
     uint8_t kmask;        /* LOOP_READABLE|LOOP_WRITABLE as the kernel has them */
     uint8_t revents;      /* this iteration's events, as LOOP_* bits */
+    uint8_t all;          /* RMASK | WMASK if reader and writer are one handler (fn and arg) */
     uint8_t inkernel : 1; /* the fd is in the epoll set */
     uint8_t dirty : 1;    /* on the change list */
     uint8_t verify : 1;   /* re-added: check the kernel still has it (see io_epoll.c) */

@@ -112,16 +112,6 @@ void loop__io_free(loop_t *loop)
     loop->io.changes = NULL;
 }
 
-/* The events a reader, and a writer, is called for. */
-#define RMASK (LOOP_READABLE | LOOP_HUP | LOOP_ERROR)
-#define WMASK (LOOP_WRITABLE | LOOP_HUP | LOOP_ERROR)
-
-/* A reader and a writer that are one handler: loop_watch_fd's kind. */
-static bool one_handler(const struct loop__fd *f)
-{
-    return f->rfn && f->rfn == f->wfn && f->rarg == f->warg;
-}
-
 static unsigned wanted(const struct loop__fd *f)
 {
     return (f->rfn ? LOOP_READABLE : 0) | (f->wfn ? LOOP_WRITABLE : 0);
@@ -295,6 +285,8 @@ static int apply(loop_t *loop, int fd, const struct loop__fd *before, bool renew
         *f = *before;
         return err;
     }
+    bool one = f->rfn && f->rfn == f->wfn && f->rarg == f->warg; /* loop_watch_fd's kind */
+    f->all = one ? RMASK | WMASK : 0;
     loop->io.nwatched += (wanted(f) != 0) - (wanted(before) != 0);
     return 0;
 }
@@ -437,26 +429,8 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *wok
         bool read = f->rgen && (ev & RMASK);
         if (read)
             loop__ready_put(loop, NULL, (void *)(uintptr_t)LOOP__DISPATCH_READ, fd, f->rgen);
-        if (f->wgen && (ev & WMASK) && !(read && one_handler(f)))
+        if (f->wgen && (ev & WMASK) && !(read && f->all))
             loop__ready_put(loop, NULL, (void *)(uintptr_t)LOOP__DISPATCH_WRITE, fd, f->wgen);
     }
     return 0;
-}
-
-/*
- * Run a queued fd dispatch, unless its reader or writer was removed or
- * replaced since it was queued (a live registration has a non-zero
- * generation).  A reader sees the read side's events, a writer the write
- * side's; one handler for both ways sees them all, in one call.
- */
-void loop__io_dispatch(loop_t *loop, int fd, unsigned kind, uint32_t gen)
-{
-    const struct loop__fd *f = &loop->io.fds[fd];
-    unsigned all = one_handler(f) ? RMASK | WMASK : 0;
-    if (kind == LOOP__DISPATCH_READ) {
-        if (f->rgen == gen)
-            loop__run_io(loop, f->rfn, fd, f->revents & (RMASK | all), f->rarg);
-    } else if (f->wgen == gen) {
-        loop__run_io(loop, f->wfn, fd, f->revents & (WMASK | all), f->warg);
-    }
 }

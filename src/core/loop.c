@@ -326,29 +326,32 @@ static int poll_io(loop_t *loop, int64_t cap)
 }
 
 /* A queued entry with a generation: a cancellable callback or a dispatch. */
-static void run_checked(loop_t *loop, struct loop__ready e)
+static void run_checked(loop_t *loop, loop_fn *fn, void *arg, uint32_t ref, uint32_t gen)
 {
-    if (e.fn) {
-        if (loop__slot_take(loop, e.ref, e.gen))
-            loop__run_callback(loop, e.fn, e.arg);
+    if (fn) {
+        if (loop__slot_take(loop, ref, gen))
+            loop__run_callback(loop, fn, arg);
         return;
     }
-    unsigned kind = (unsigned)(uintptr_t)e.arg;
+    unsigned kind = (unsigned)(uintptr_t)arg;
     if (kind == LOOP__DISPATCH_SIGNAL)
-        loop__signal_dispatch(loop, (int)e.ref, e.gen);
+        loop__signal_dispatch(loop, (int)ref, gen);
     else
-        loop__io_dispatch(loop, (int)e.ref, kind, e.gen);
+        loop__io_dispatch(loop, (int)ref, kind, gen);
 }
 
 /* Run the n oldest entries; whatever they queue waits for a later call. */
 static inline void run_n(loop_t *loop, uint32_t n)
 {
     for (; n; n--) {
-        struct loop__ready e = loop__ready_pop(loop);
-        if (e.gen)
-            run_checked(loop, e);
+        /* Read the entry out first: the callback may move the ring. */
+        const struct loop__ready *e = loop__ready_pop(loop);
+        loop_fn *fn = e->fn;
+        void *arg = e->arg;
+        if (e->gen)
+            run_checked(loop, fn, arg, e->ref, e->gen);
         else
-            loop__run_callback(loop, e.fn, e.arg);
+            loop__run_callback(loop, fn, arg);
     }
 }
 

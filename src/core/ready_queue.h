@@ -38,11 +38,11 @@ static inline int loop__ready_push_fast(loop_t *loop, loop_fn *fn, void *arg)
     return 0;
 }
 
-/* Take the oldest entry (there must be one).  A copy: a callback may grow,
- * and so move, the ring. */
-static inline struct loop__ready loop__ready_pop(loop_t *loop)
+/* Take the oldest entry (there must be one).  The pointer is good until
+ * the next push: a callback may grow, and so move, the ring. */
+static inline const struct loop__ready *loop__ready_pop(loop_t *loop)
 {
-    return loop->ready.v[loop->ready.head++ & loop->ready.mask];
+    return &loop->ready.v[loop->ready.head++ & loop->ready.mask];
 }
 
 #endif

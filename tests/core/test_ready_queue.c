@@ -27,8 +27,8 @@ static long next_expected, seen;
 static void run_oldest(loop_t *loop, uint32_t n)
 {
     while (n--) {
-        struct loop__ready e = loop__ready_pop(loop);
-        e.fn(loop, e.arg);
+        const struct loop__ready *e = loop__ready_pop(loop);
+        e->fn(loop, e->arg);
     }
 }
 
