@@ -164,6 +164,30 @@ LOOP_API int loop_new(loop_t **out);
 LOOP_API int loop_new_with(loop_t **out, const loop_options *opts);
 
 /*
+ * Allocate through the loop's allocator (loop_options.realloc, or libc's),
+ * with realloc's meaning: size 0 frees ptr and returns NULL.  For the
+ * layers above the core and for programs that want their memory counted,
+ * or failed, with the loop's.  From the loop's thread (or any thread, if
+ * the allocator given is thread-safe).  Returns NULL for a NULL loop.
+ */
+LOOP_API void *loop_realloc(loop_t *loop, void *ptr, size_t size);
+
+/*
+ * Attach data to the loop under a key (any address the caller owns, such
+ * as that of a static variable): for a layer above the core that keeps
+ * state per loop.  loop_free() calls release(loop, data) for each
+ * attachment, the last attached first, before it frees anything else (the
+ * loop is still usable by release, but runs nothing more).  Returns 0,
+ * -EINVAL if loop or key is NULL, -EEXIST if key is attached already, or
+ * -ENOMEM.  loop_attached() returns the data, or NULL.  loop_detach()
+ * removes it without calling release: 0, or -ENOENT.
+ */
+LOOP_API int loop_attach(loop_t *loop, const void *key, void *data,
+                         void (*release)(loop_t *loop, void *data));
+LOOP_API void *loop_attached(const loop_t *loop, const void *key);
+LOOP_API int loop_detach(loop_t *loop, const void *key);
+
+/*
  * Free the loop: pending callbacks are dropped without running, its memory
  * and its own fds are released.  Registered user fds are not closed.
  * Returns 0, -EINVAL for NULL, or -EBUSY while the loop is running (from a

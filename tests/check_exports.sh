@@ -13,7 +13,7 @@
 set -euo pipefail
 
 if [ $# -lt 2 ] || [ $# -gt 3 ]; then
-    echo "usage: $0 libloop.so libloop.a [include-dir]" >&2
+    echo "usage: $0 libloop.so libloop.a [include-dir or header]" >&2
     exit 2
 fi
 shared=$1
@@ -50,7 +50,12 @@ fi
 
 if [ -n "$include_dir" ]; then
     # Declarations start a line with LOOP_API and name the function on it.
-    declared=$(cat "$include_dir"/*.h | grep -E '^LOOP_API ' |
+    if [ -f "$include_dir" ]; then
+        headers=("$include_dir") # one library's own header
+    else
+        headers=("$include_dir"/*.h)
+    fi
+    declared=$(cat "${headers[@]}" | grep -E '^LOOP_API ' |
                sed -nE 's/^[^(]*[ *]([A-Za-z_][A-Za-z_0-9]*)\(.*/\1/p' | sort -u)
     exported=$(printf '%s\n' "$shared_syms" | grep -E '^loop_' || true)
     missing=$(comm -23 <(printf '%s\n' "$declared") <(printf '%s\n' "$exported") | grep . || true)

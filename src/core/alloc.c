@@ -1,7 +1,9 @@
 /*
  * Every allocation of a loop goes through its allocator (loop_options:
- * realloc and alloc_ctx), so tests can fail each one in turn.  A leaf: it
- * calls nothing else of the core.
+ * realloc and alloc_ctx), so tests can fail each one in turn; the layers
+ * above use it too (loop_realloc), and keep their per-loop state as
+ * attachments, released by loop_free.  A leaf: it calls nothing else of
+ * the core.
  */
 #include "alloc.h"
 
@@ -45,4 +47,64 @@ int loop__grow_zero(loop_t *loop, void **arr, uint32_t *cap, size_t elem, uint32
     if (!err && *cap > old)
         memset((char *)*arr + (size_t)old * elem, 0, (size_t)(*cap - old) * elem);
     return err;
+}
+
+void *loop_realloc(loop_t *loop, void *ptr, size_t size)
+{
+    return loop ? loop__realloc(loop, ptr, size) : NULL;
+}
+
+static struct loop__attachment *find(const loop_t *loop, const void *key)
+{
+    for (uint32_t i = 0; i < loop->alloc.nattached; i++)
+        if (loop->alloc.attached[i].key == key)
+            return &loop->alloc.attached[i];
+    return NULL;
+}
+
+int loop_attach(loop_t *loop, const void *key, void *data, void (*release)(loop_t *, void *))
+{
+    if (!loop || !key)
+        return -EINVAL;
+    if (find(loop, key))
+        return -EEXIST;
+    struct loop__alloc *a = &loop->alloc;
+    int err = loop__grow(loop, (void **)&a->attached, &a->attached_cap, sizeof(*a->attached),
+                         a->nattached + 1);
+    if (err)
+        return err;
+    a->attached[a->nattached++] = (struct loop__attachment){key, data, release};
+    return 0;
+}
+
+void *loop_attached(const loop_t *loop, const void *key)
+{
+    const struct loop__attachment *at = loop && key ? find(loop, key) : NULL;
+    return at ? at->data : NULL;
+}
+
+int loop_detach(loop_t *loop, const void *key)
+{
+    struct loop__attachment *at = loop && key ? find(loop, key) : NULL;
+    if (!at)
+        return -ENOENT;
+    struct loop__alloc *a = &loop->alloc;
+    size_t after = (size_t)(a->attached + a->nattached - (at + 1));
+    memmove(at, at + 1, after * sizeof(*at)); /* keep the order for release */
+    a->nattached--;
+    return 0;
+}
+
+/* loop_free: the last attached first; a release may attach or detach. */
+void loop__attachments_release(loop_t *loop)
+{
+    struct loop__alloc *a = &loop->alloc;
+    while (a->nattached) {
+        struct loop__attachment at = a->attached[--a->nattached];
+        if (at.release)
+            at.release(loop, at.data);
+    }
+    loop__realloc(loop, a->attached, 0);
+    a->attached = NULL;
+    a->attached_cap = 0;
 }

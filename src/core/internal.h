@@ -119,6 +119,15 @@ struct loop__hook_fn {
 struct loop__alloc {
     void *(*fn)(void *ctx, void *ptr, size_t size); /* NULL: libc */
     void *ctx;
+    struct loop__attachment *attached;
+    uint32_t nattached, attached_cap;
+};
+
+/* Data attached by the layers above (alloc.c). */
+struct loop__attachment {
+    const void *key;
+    void *data;
+    void (*release)(loop_t *loop, void *data);
 };
 
 /* The clock (clock.c). */

@@ -78,6 +78,7 @@ int loop_free(loop_t *loop)
         return -EINVAL;
     if (loop->running)
         return -EBUSY;
+    loop__attachments_release(loop);
     loop__signal_free(loop);
     loop__wakeup_free(loop);
     loop__io_free(loop);
