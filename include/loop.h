@@ -173,6 +173,14 @@ LOOP_API int loop_new_with(loop_t **out, const loop_options *opts);
 LOOP_API void *loop_realloc(loop_t *loop, void *ptr, size_t size);
 
 /*
+ * The loop's allocator itself, for memory that may outlive the loop: the
+ * function given in loop_options (or one that calls libc) and its
+ * context.  Returns 0, or -EINVAL if an argument is NULL.
+ */
+LOOP_API int loop_get_allocator(const loop_t *loop, void *(**realloc_fn)(void *, void *, size_t),
+                                void **ctx);
+
+/*
  * Attach data to the loop under a key (any address the caller owns, such
  * as that of a static variable): for a layer above the core that keeps
  * state per loop.  loop_free() calls release(loop, data) for each

@@ -158,4 +158,78 @@ needs_libloop "$work/consumer/build/consumer_shared" ||
 "$work/consumer/build/consumer_static" || fail "the CMake static program exited with $?"
 "$work/consumer/build/consumer_shared" || fail "the CMake shared program exited with $?"
 
+# Each layer: its pkg-config module and its find_package component, with a
+# program that uses it (a future run to completion).
+cat >"$work/src/layer_future.c" <<'CEOF'
+#include <loop_future.h>
+
+#include <stdio.h>
+
+static void complete(loop_t *loop, void *arg)
+{
+    (void)loop;
+    loop_future_set_result(arg, (void *)7);
+}
+
+int main(void)
+{
+    loop_t *loop;
+    loop_future *f;
+    void *v = NULL;
+    if (loop_new(&loop) || loop_future_new(loop, &f) || loop_call_soon(loop, complete, f, NULL) ||
+        loop_run_until_complete(loop, f, &v) || v != (void *)7) {
+        fprintf(stderr, "the future did not complete with 7\n");
+        return 1;
+    }
+    loop_future_unref(f);
+    loop_free(loop);
+    printf("libloop-future: ok\n");
+    return 0;
+}
+CEOF
+for layer in future; do
+    [ -e "$(dirname "$pc")/libloop-$layer.pc" ] || fail "libloop-$layer.pc was not installed"
+    step "pkg-config libloop-$layer, static and shared"
+    # shellcheck disable=SC2046
+    "$cc" $flags -o "$work/$layer-static" "$work/src/layer_$layer.c" \
+        $(pkg-config --cflags libloop-$layer) -Wl,-Bstatic $(pkg-config --libs libloop-$layer) \
+        -Wl,-Bdynamic -pthread || fail "pkg-config libloop-$layer static build"
+    "$work/$layer-static" || fail "the libloop-$layer static program exited with $?"
+    # shellcheck disable=SC2046
+    "$cc" $flags -o "$work/$layer-shared" "$work/src/layer_$layer.c" \
+        $(pkg-config --cflags --libs libloop-$layer) "-Wl,-rpath,$pc_libdir" ||
+        fail "pkg-config libloop-$layer shared build"
+    "$work/$layer-shared" || fail "the libloop-$layer shared program exited with $?"
+
+    step "find_package(libloop COMPONENTS $layer)"
+    mkdir -p "$work/consumer-$layer"
+    cp "$work/src/layer_$layer.c" "$work/consumer-$layer/main.c"
+    cat >"$work/consumer-$layer/CMakeLists.txt" <<CEOF
+cmake_minimum_required(VERSION 3.25)
+project(libloop_consumer_$layer LANGUAGES C)
+find_package(libloop 0.1 CONFIG REQUIRED COMPONENTS $layer)
+add_executable(consumer main.c)
+target_link_libraries(consumer PRIVATE libloop::$layer)
+CEOF
+    "$cmake" -S "$work/consumer-$layer" -B "$work/consumer-$layer/build" -G "$generator" \
+        -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
+        -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" \
+        >"$work/consumer-$layer.log" 2>&1 &&
+        "$cmake" --build "$work/consumer-$layer/build" >>"$work/consumer-$layer.log" 2>&1 ||
+        { cat "$work/consumer-$layer.log" >&2; fail "find_package COMPONENTS $layer"; }
+    "$work/consumer-$layer/build/consumer" || fail "the CMake $layer program exited with $?"
+done
+
+# A component that does not exist is an error of find_package.
+mkdir -p "$work/consumer-none"
+cat >"$work/consumer-none/CMakeLists.txt" <<'CEOF'
+cmake_minimum_required(VERSION 3.25)
+project(libloop_consumer_none LANGUAGES C)
+find_package(libloop CONFIG REQUIRED COMPONENTS no_such_layer)
+CEOF
+if "$cmake" -S "$work/consumer-none" -B "$work/consumer-none/build" -G "$generator" \
+    -DCMAKE_PREFIX_PATH="$prefix" >"$work/consumer-none.log" 2>&1; then
+    fail "find_package accepted a component that does not exist"
+fi
+
 echo "install: ok"

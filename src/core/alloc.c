@@ -11,15 +11,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-void *loop__realloc(loop_t *loop, void *ptr, size_t size)
+static void *libc_realloc(void *ctx, void *ptr, size_t size)
 {
-    if (loop->alloc.fn)
-        return loop->alloc.fn(loop->alloc.ctx, ptr, size);
+    (void)ctx;
     if (size == 0) {
         free(ptr);
         return NULL;
     }
     return realloc(ptr, size);
+}
+
+void *loop__realloc(loop_t *loop, void *ptr, size_t size)
+{
+    if (loop->alloc.fn)
+        return loop->alloc.fn(loop->alloc.ctx, ptr, size);
+    return libc_realloc(NULL, ptr, size);
+}
+
+int loop_get_allocator(const loop_t *loop, void *(**realloc_fn)(void *, void *, size_t), void **ctx)
+{
+    if (!loop || !realloc_fn || !ctx)
+        return -EINVAL;
+    *realloc_fn = loop->alloc.fn ? loop->alloc.fn : libc_realloc;
+    *ctx = loop->alloc.ctx;
+    return 0;
 }
 
 /* Grow *arr (of *cap elements) by doubling until it holds need elements. */

@@ -58,8 +58,27 @@ static void test_loop_realloc_goes_through_the_loops_allocator(void **state)
     assert_null(loop_realloc(l, NULL, 10));
     c.fail = false;
     assert_null(loop_realloc(NULL, NULL, 10));
+
+    /* The allocator itself, for memory that outlives the loop. */
+    void *(*fn)(void *, void *, size_t) = NULL;
+    void *ctx = NULL;
+    assert_int_equal(loop_get_allocator(l, &fn, &ctx), 0);
+    assert_ptr_equal(fn, counting_realloc);
+    assert_ptr_equal(ctx, &c);
+    assert_int_equal(loop_get_allocator(NULL, &fn, &ctx), -EINVAL);
+    assert_int_equal(loop_get_allocator(l, NULL, &ctx), -EINVAL);
+    assert_int_equal(loop_get_allocator(l, &fn, NULL), -EINVAL);
     assert_int_equal(loop_free(l), 0);
     assert_int_equal(c.live, 0);
+
+    /* Without one: libc's, through a function that frees on size 0. */
+    assert_int_equal(loop_new(&l), 0);
+    assert_int_equal(loop_get_allocator(l, &fn, &ctx), 0);
+    assert_non_null(fn);
+    void *p2 = fn(ctx, NULL, 64);
+    assert_non_null(p2);
+    assert_null(fn(ctx, p2, 0));
+    assert_int_equal(loop_free(l), 0);
 }
 
 static char order[8];

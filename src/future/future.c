@@ -1,0 +1,380 @@
+/*
+ * Futures.  Each loop with futures has a registry, attached to the loop
+ * (loop_attach): the allocator, every live future, and every batch of done
+ * callbacks queued on the loop but not yet run.
+ *
+ * Completing a future hands its list of done callbacks to a batch that is
+ * queued with one loop_call_soon(); the batch runs them in order.  The
+ * completion's batch lives inside the future, so completing allocates
+ * nothing: only the ring entry may fail (-ENOMEM), and then nothing has
+ * changed.  A callback added to a future that is done already gets a batch
+ * of its own, queued at once, as asyncio queues it.
+ *
+ * A queued batch holds a reference to its future.  If the loop is freed
+ * first, the registry's release drops those references and frees whatever
+ * is left: futures must not outlive their loop (see loop_future.h).  The
+ * registry keeps the allocator itself (loop_get_allocator), so that memory
+ * is freed the way it came even while the loop is being torn down.
+ */
+#include "future_internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+struct done_cb {
+    loop_future_fn *fn;
+    void *arg;
+};
+
+struct batch {
+    loop_future *f;
+    struct done_cb *cbs; /* owned: the future's old list, or `one` */
+    uint32_t n;
+    struct done_cb one;
+    struct batch *prev, *next; /* in the registry while queued */
+};
+
+struct registry {
+    void *(*realloc)(void *ctx, void *ptr, size_t size);
+    void *ctx;
+    loop_future *live; /* every future of the loop */
+    struct batch *queued;
+};
+
+struct loop_future {
+    loop_t *loop;
+    struct registry *reg;
+    loop_future *prev, *next; /* in reg->live */
+    uint32_t refs;
+    enum loop_future_state state;
+    int err;
+    void *result;
+    loop_future_cancel_fn *canceller;
+    void *canceller_arg;
+    struct done_cb *cbs; /* not yet scheduled */
+    uint32_t ncbs, cap;
+    struct batch done; /* the completion's batch */
+    void *aux;         /* loop__future_aux */
+};
+
+static const int registry_key;
+
+static void *mem(struct registry *r, void *ptr, size_t size)
+{
+    return r->realloc(r->ctx, ptr, size);
+}
+
+static void release_registry(loop_t *loop, void *data);
+
+static struct registry *registry_of(loop_t *loop)
+{
+    struct registry *r = loop_attached(loop, &registry_key);
+    if (r)
+        return r;
+    void *(*fn)(void *, void *, size_t);
+    void *ctx;
+    if (loop_get_allocator(loop, &fn, &ctx))
+        return NULL;
+    r = fn(ctx, NULL, sizeof(*r));
+    if (!r)
+        return NULL;
+    *r = (struct registry){.realloc = fn, .ctx = ctx};
+    if (loop_attach(loop, &registry_key, r, release_registry)) {
+        fn(ctx, r, 0);
+        return NULL;
+    }
+    return r;
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+int loop_future_new(loop_t *loop, loop_future **out)
+{
+    if (out)
+        *out = NULL;
+    if (!loop || !out)
+        return -EINVAL;
+    struct registry *r = registry_of(loop);
+    loop_future *f = r ? mem(r, NULL, sizeof(*f)) : NULL;
+    if (!f)
+        return -ENOMEM;
+    *f = (loop_future){.loop = loop, .reg = r, .refs = 1, .next = r->live};
+    if (r->live)
+        r->live->prev = f;
+    r->live = f;
+    *out = f;
+    return 0;
+}
+
+static void destroy(loop_future *f)
+{
+    struct registry *r = f->reg;
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        r->live = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    mem(r, f->cbs, 0);
+    mem(r, f->aux, 0);
+    mem(r, f, 0);
+}
+
+void *loop__future_aux(loop_future *f, size_t size)
+{
+    if (f->aux)
+        return NULL;
+    f->aux = mem(f->reg, NULL, size);
+    if (f->aux)
+        memset(f->aux, 0, size);
+    return f->aux;
+}
+
+void loop_future_ref(loop_future *f)
+{
+    if (f)
+        f->refs++;
+}
+
+void loop_future_unref(loop_future *f)
+{
+    if (f && --f->refs == 0)
+        destroy(f);
+}
+
+loop_t *loop_future_loop(const loop_future *f)
+{
+    return f ? f->loop : NULL;
+}
+
+/* ---- batches of done callbacks -------------------------------------------- */
+
+static void unlink_batch(struct registry *r, struct batch *b)
+{
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        r->queued = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+}
+
+/* Free what a batch owns (not the future's reference). */
+static void drop_batch(struct registry *r, struct batch *b)
+{
+    loop_future *f = b->f;
+    if (b->cbs != &b->one)
+        mem(r, b->cbs, 0);
+    if (b != &f->done)
+        mem(r, b, 0);
+    else
+        *b = (struct batch){0};
+}
+
+static void run_batch(loop_t *loop, void *arg)
+{
+    (void)loop;
+    struct batch *b = arg;
+    loop_future *f = b->f;
+    unlink_batch(f->reg, b);
+    for (uint32_t i = 0; i < b->n; i++)
+        b->cbs[i].fn(f, b->cbs[i].arg);
+    drop_batch(f->reg, b);
+    loop_future_unref(f);
+}
+
+static int queue_batch(loop_future *f, struct batch *b)
+{
+    int err = loop_call_soon(f->loop, run_batch, b, NULL);
+    if (err)
+        return err;
+    struct registry *r = f->reg;
+    b->f = f;
+    b->prev = NULL;
+    b->next = r->queued;
+    if (r->queued)
+        r->queued->prev = b;
+    r->queued = b;
+    f->refs++;
+    return 0;
+}
+
+/*
+ * loop_free: queued batches will never run.  Drop what they hold, then
+ * free every future still alive: none may outlive its loop.
+ */
+static void release_registry(loop_t *loop, void *data)
+{
+    (void)loop;
+    struct registry *r = data;
+    while (r->queued) {
+        struct batch *b = r->queued;
+        loop_future *f = b->f;
+        unlink_batch(r, b);
+        drop_batch(r, b);
+        loop_future_unref(f);
+    }
+    while (r->live)
+        destroy(r->live);
+    mem(r, r, 0);
+}
+
+/* ---- completing ------------------------------------------------------------ */
+
+static int complete(loop_future *f, enum loop_future_state state, int err, void *result)
+{
+    if (!f || f->state != LOOP_FUTURE_PENDING)
+        return -EINVAL;
+    if (f->ncbs) {
+        f->done = (struct batch){.cbs = f->cbs, .n = f->ncbs};
+        int qerr = queue_batch(f, &f->done);
+        if (qerr)
+            return qerr; /* still pending, callbacks still listed */
+        f->cbs = NULL;
+        f->ncbs = f->cap = 0;
+    }
+    f->state = state;
+    f->err = err;
+    f->result = result;
+    f->canceller = NULL;
+    return 0;
+}
+
+int loop_future_set_result(loop_future *f, void *result)
+{
+    return complete(f, LOOP_FUTURE_DONE, 0, result);
+}
+
+int loop_future_set_error(loop_future *f, int err)
+{
+    if (err >= 0)
+        return -EINVAL;
+    return complete(f, LOOP_FUTURE_FAILED, err, NULL);
+}
+
+int loop_future_cancel_now(loop_future *f)
+{
+    if (!f)
+        return -EINVAL;
+    if (f->state != LOOP_FUTURE_PENDING)
+        return 0;
+    int err = complete(f, LOOP_FUTURE_CANCELLED, -ECANCELED, NULL);
+    return err ? err : 1;
+}
+
+int loop_future_cancel(loop_future *f)
+{
+    if (!f)
+        return -EINVAL;
+    if (f->state == LOOP_FUTURE_PENDING && f->canceller)
+        return f->canceller(f, f->canceller_arg);
+    return loop_future_cancel_now(f);
+}
+
+int loop_future_set_canceller(loop_future *f, loop_future_cancel_fn *cancel, void *arg)
+{
+    if (!f)
+        return -EINVAL;
+    f->canceller = cancel;
+    f->canceller_arg = arg;
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+enum loop_future_state loop_future_state(const loop_future *f)
+{
+    return f ? f->state : LOOP_FUTURE_PENDING;
+}
+
+bool loop_future_done(const loop_future *f)
+{
+    return f && f->state != LOOP_FUTURE_PENDING;
+}
+
+int loop_future_result(const loop_future *f, void **result)
+{
+    if (!f)
+        return -EINVAL;
+    switch (f->state) {
+    case LOOP_FUTURE_PENDING:
+        return -EAGAIN;
+    case LOOP_FUTURE_DONE:
+        if (result)
+            *result = f->result;
+        return 0;
+    default:
+        return f->err;
+    }
+}
+
+/* ---- done callbacks ------------------------------------------------------------ */
+
+int loop_future_add_done(loop_future *f, loop_future_fn *fn, void *arg)
+{
+    if (!f || !fn)
+        return -EINVAL;
+    struct registry *r = f->reg;
+    if (f->state != LOOP_FUTURE_PENDING) {
+        struct batch *b = mem(r, NULL, sizeof(*b));
+        if (!b)
+            return -ENOMEM;
+        *b = (struct batch){.one = {fn, arg}, .n = 1};
+        b->cbs = &b->one;
+        int err = queue_batch(f, b);
+        if (err)
+            mem(r, b, 0);
+        return err;
+    }
+    if (f->ncbs == f->cap) {
+        uint32_t cap = f->cap ? 2 * f->cap : 2;
+        struct done_cb *cbs = mem(r, f->cbs, cap * sizeof(*cbs));
+        if (!cbs)
+            return -ENOMEM;
+        f->cbs = cbs;
+        f->cap = cap;
+    }
+    f->cbs[f->ncbs++] = (struct done_cb){fn, arg};
+    return 0;
+}
+
+int loop_future_remove_done(loop_future *f, loop_future_fn *fn, void *arg)
+{
+    if (!f || !fn)
+        return -EINVAL;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < f->ncbs; i++)
+        if (f->cbs[i].fn != fn || f->cbs[i].arg != arg)
+            f->cbs[kept++] = f->cbs[i];
+    int removed = (int)(f->ncbs - kept);
+    f->ncbs = kept;
+    return removed;
+}
+
+/* ---- run_until_complete --------------------------------------------------------- */
+
+static void stop_when_done(loop_future *f, void *arg)
+{
+    (void)arg;
+    loop_stop(f->loop);
+}
+
+int loop_run_until_complete(loop_t *loop, loop_future *f, void **result)
+{
+    if (!loop || !f || f->loop != loop)
+        return -EINVAL;
+    loop_future_ref(f); /* f may lose its other references while the loop runs */
+    int err = loop_future_add_done(f, stop_when_done, NULL);
+    if (!err)
+        err = loop_run(loop);
+    if (!loop_future_done(f)) {
+        loop_future_remove_done(f, stop_when_done, NULL);
+        if (!err)
+            err = -EDEADLK;
+    }
+    if (!err)
+        err = loop_future_result(f, result);
+    loop_future_unref(f);
+    return err;
+}
