@@ -27,19 +27,25 @@ struct done_cb {
     void *arg;
 };
 
+/*
+ * A batch of done callbacks queued as one ring entry.  The completion's
+ * batch is inside its future, and is found through the future's `queued`
+ * flag when the loop is freed; a late callback's batch (added to a done
+ * future) is allocated, and listed in the registry.
+ */
 struct batch {
     loop_future *f;
-    struct done_cb *cbs; /* owned: the future's old list, or `one` */
+    struct done_cb *cbs; /* owned: the future's list, unless it is `one` */
     uint32_t n;
     struct done_cb one;
-    struct batch *prev, *next; /* in the registry while queued */
+    struct batch *prev, *next; /* late batches: in the registry while queued */
 };
 
 struct registry {
     void *(*realloc)(void *ctx, void *ptr, size_t size);
     void *ctx;
-    loop_future *live; /* every future of the loop */
-    struct batch *queued;
+    loop_future *live;    /* every future of the loop */
+    struct batch *queued; /* late batches */
 };
 
 struct loop_future {
@@ -52,10 +58,12 @@ struct loop_future {
     void *result;
     loop_future_cancel_fn *canceller;
     void *canceller_arg;
-    struct done_cb *cbs; /* not yet scheduled */
+    struct done_cb *cbs; /* not yet scheduled: `first`, or an array */
     uint32_t ncbs, cap;
-    struct batch done; /* the completion's batch */
-    void *aux;         /* loop__future_aux */
+    struct done_cb first; /* one callback needs no array */
+    bool queued;          /* the completion's batch is in the ring */
+    struct batch done;    /* the completion's batch */
+    void *aux;            /* loop__future_aux */
 };
 
 static const int registry_key;
@@ -116,7 +124,8 @@ static void destroy(loop_future *f)
         r->live = f->next;
     if (f->next)
         f->next->prev = f->prev;
-    mem(r, f->cbs, 0);
+    if (f->cbs != &f->first)
+        mem(r, f->cbs, 0);
     mem(r, f->aux, 0);
     mem(r, f, 0);
 }
@@ -150,7 +159,12 @@ loop_t *loop_future_loop(const loop_future *f)
 
 /* ---- batches of done callbacks -------------------------------------------- */
 
-static void unlink_batch(struct registry *r, struct batch *b)
+static bool is_late(const struct batch *b)
+{
+    return b != &b->f->done;
+}
+
+static void unlink_late(struct registry *r, struct batch *b)
 {
     if (b->prev)
         b->prev->next = b->next;
@@ -160,16 +174,20 @@ static void unlink_batch(struct registry *r, struct batch *b)
         b->next->prev = b->prev;
 }
 
-/* Free what a batch owns (not the future's reference). */
-static void drop_batch(struct registry *r, struct batch *b)
+/* The batch has run, or never will: free what it owns, and its reference. */
+static void finish_batch(struct batch *b)
 {
     loop_future *f = b->f;
-    if (b->cbs != &b->one)
+    struct registry *r = f->reg;
+    if (b->cbs != &b->one && b->cbs != &f->first)
         mem(r, b->cbs, 0);
-    if (b != &f->done)
+    if (is_late(b)) {
+        unlink_late(r, b);
         mem(r, b, 0);
-    else
-        *b = (struct batch){0};
+    } else {
+        f->queued = false;
+    }
+    loop_future_unref(f);
 }
 
 static void run_batch(loop_t *loop, void *arg)
@@ -177,11 +195,9 @@ static void run_batch(loop_t *loop, void *arg)
     (void)loop;
     struct batch *b = arg;
     loop_future *f = b->f;
-    unlink_batch(f->reg, b);
     for (uint32_t i = 0; i < b->n; i++)
         b->cbs[i].fn(f, b->cbs[i].arg);
-    drop_batch(f->reg, b);
-    loop_future_unref(f);
+    finish_batch(b);
 }
 
 static int queue_batch(loop_future *f, struct batch *b)
@@ -189,14 +205,18 @@ static int queue_batch(loop_future *f, struct batch *b)
     int err = loop_call_soon(f->loop, run_batch, b, NULL);
     if (err)
         return err;
-    struct registry *r = f->reg;
     b->f = f;
+    f->refs++;
+    if (b == &f->done) {
+        f->queued = true;
+        return 0;
+    }
+    struct registry *r = f->reg;
     b->prev = NULL;
     b->next = r->queued;
     if (r->queued)
         r->queued->prev = b;
     r->queued = b;
-    f->refs++;
     return 0;
 }
 
@@ -208,12 +228,12 @@ static void release_registry(loop_t *loop, void *data)
 {
     (void)loop;
     struct registry *r = data;
-    while (r->queued) {
-        struct batch *b = r->queued;
-        loop_future *f = b->f;
-        unlink_batch(r, b);
-        drop_batch(r, b);
-        loop_future_unref(f);
+    while (r->queued)
+        finish_batch(r->queued);
+    for (loop_future *f = r->live, *next; f; f = next) {
+        next = f->next;
+        if (f->queued)
+            f->refs++, finish_batch(&f->done); /* keeps f: freed just below */
     }
     while (r->live)
         destroy(r->live);
@@ -227,11 +247,12 @@ static int complete(loop_future *f, enum loop_future_state state, int err, void 
     if (!f || f->state != LOOP_FUTURE_PENDING)
         return -EINVAL;
     if (f->ncbs) {
-        f->done = (struct batch){.cbs = f->cbs, .n = f->ncbs};
+        f->done.cbs = f->cbs;
+        f->done.n = f->ncbs;
         int qerr = queue_batch(f, &f->done);
         if (qerr)
             return qerr; /* still pending, callbacks still listed */
-        f->cbs = NULL;
+        f->cbs = NULL;   /* the batch owns the list now */
         f->ncbs = f->cap = 0;
     }
     f->state = state;
@@ -322,16 +343,23 @@ int loop_future_add_done(loop_future *f, loop_future_fn *fn, void *arg)
             return -ENOMEM;
         *b = (struct batch){.one = {fn, arg}, .n = 1};
         b->cbs = &b->one;
+        b->f = f;
         int err = queue_batch(f, b);
         if (err)
             mem(r, b, 0);
         return err;
     }
-    if (f->ncbs == f->cap) {
-        uint32_t cap = f->cap ? 2 * f->cap : 2;
-        struct done_cb *cbs = mem(r, f->cbs, cap * sizeof(*cbs));
+    if (f->cap == 0) {
+        f->cbs = &f->first;
+        f->cap = 1;
+    } else if (f->ncbs == f->cap) {
+        uint32_t cap = 2 * f->cap;
+        bool inline_ = f->cbs == &f->first;
+        struct done_cb *cbs = mem(r, inline_ ? NULL : f->cbs, cap * sizeof(*cbs));
         if (!cbs)
             return -ENOMEM;
+        if (inline_)
+            cbs[0] = f->first;
         f->cbs = cbs;
         f->cap = cap;
     }
