@@ -4,11 +4,8 @@
  * failed call that takes a callback schedules nothing, and every code has
  * a message.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "fixtures.h"
+#include "sockets.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,10 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
-
-#include "loop.h"
 
 static void never_cb(loop_t *loop, void *arg)
 {
@@ -35,13 +29,6 @@ static void never_io(loop_t *loop, int fd, unsigned events, void *arg)
     (void)events;
     (void)arg;
     fail_msg("a handler of a failed call ran");
-}
-
-static loop_t *new_virtual(void)
-{
-    loop_t *l = NULL;
-    assert_int_equal(loop_new_with(&l, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL}), 0);
-    return l;
 }
 
 static void test_lifecycle_calls_reject_null(void **state)
@@ -82,7 +69,7 @@ static void test_advance_on_the_real_clock_is_einval(void **state)
 static void test_scheduling_calls_with_bad_arguments_are_einval_and_schedule_nothing(void **state)
 {
     (void)state;
-    loop_t *l = new_virtual();
+    loop_t *l = new_virtual_loop(false);
     struct {
         const char *what;
         int rc;
@@ -131,7 +118,7 @@ static void test_scheduling_calls_with_bad_arguments_are_einval_and_schedule_not
 static void test_cancel_of_handles_that_name_nothing_is_enoent(void **state)
 {
     (void)state;
-    loop_t *l = new_virtual();
+    loop_t *l = new_virtual_loop(false);
     assert_int_equal(loop_cancel(l, (loop_handle){0}), -ENOENT);
     assert_int_equal(loop_cancel(l, (loop_handle){1}), -ENOENT);
     assert_int_equal(loop_cancel(l, (loop_handle){UINT64_MAX}), -ENOENT);
@@ -142,9 +129,9 @@ static void test_cancel_of_handles_that_name_nothing_is_enoent(void **state)
 static void test_fd_calls_with_bad_arguments_return_their_documented_codes(void **state)
 {
     (void)state;
-    loop_t *l = new_virtual();
+    loop_t *l = new_virtual_loop(false);
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    make_socketpair(sv);
     FILE *file = tmpfile();
     assert_non_null(file);
     int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -193,8 +180,7 @@ static void test_fd_calls_with_bad_arguments_return_their_documented_codes(void 
     assert_int_equal(loop_run(l), 0);
     close(dir);
     fclose(file);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(sv);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -208,8 +194,8 @@ static void never_slow(loop_t *loop, const loop_slow_info *info, void *arg)
 static void test_other_entry_points_return_their_documented_codes(void **state)
 {
     (void)state;
-    loop_t *l = new_virtual();
-    loop_t *other = new_virtual();
+    loop_t *l = new_virtual_loop(false);
+    loop_t *other = new_virtual_loop(false);
 
     /* reschedule */
     assert_int_equal(loop_reschedule(NULL, (loop_handle){1}, 1), -EINVAL);
@@ -275,7 +261,7 @@ static void try_reentry(loop_t *loop, void *arg)
 static void test_run_run_once_and_free_inside_a_callback_are_ebusy(void **state)
 {
     (void)state;
-    loop_t *l = new_virtual();
+    loop_t *l = new_virtual_loop(false);
     int rc[3] = {1, 1, 1};
     assert_int_equal(loop_call_soon(l, try_reentry, rc, NULL), 0);
     assert_int_equal(loop_run(l), 0);

@@ -2,19 +2,11 @@
  * The iteration itself (src/core/loop.c): how phases chain, what the default
  * (non-strict) mode may skip, and regressions in them.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
+#include "internals.h"
 
 #include <errno.h>
 
-#include "internal.h"
-
 static uint64_t fired_at;
-static int chain_left;
 
 static void record_time(loop_t *loop, void *arg)
 {
@@ -28,18 +20,12 @@ static void advance_4ms(loop_t *loop, void *arg)
     assert_int_equal(loop_advance(loop, LOOP_MS(4)), 0);
 }
 
-static void nothing(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (void)arg;
-}
-
 /* Queue work for an iteration that will skip its poll: a ready callback,
  * and a timer due at once (which also ends the chaining of iterations). */
 static void start(loop_t *loop, void *arg)
 {
     (void)arg;
-    assert_int_equal(loop_call_soon(loop, nothing, NULL, NULL), 0);
+    assert_int_equal(loop_call_soon(loop, nop_cb, NULL, NULL), 0);
     assert_int_equal(loop_call_at(loop, loop_now(loop), advance_4ms, NULL, NULL), 0);
 }
 
@@ -90,19 +76,12 @@ static void test_default_mode_checks_timers_within_poll_interval_callbacks(void 
     assert_int_equal(loop_free(loop), 0);
 }
 
-static void chain(loop_t *loop, void *arg)
-{
-    (void)arg;
-    if (--chain_left > 0)
-        assert_int_equal(loop_call_soon(loop, chain, NULL, NULL), 0);
-}
-
 static void run_chain(bool strict, loop_stats_t *st)
 {
     loop_t *loop;
     assert_int_equal(loop_new_with(&loop, &(loop_options){.strict_poll = strict}), 0);
-    chain_left = 1000;
-    assert_int_equal(loop_call_soon(loop, chain, NULL, NULL), 0);
+    struct chain c = {.left = 1000};
+    assert_int_equal(loop_call_soon(loop, chain_cb, &c, NULL), 0);
     assert_int_equal(loop_run(loop), 0);
     assert_int_equal(loop_stats(loop, st), 0);
     assert_int_equal(loop_free(loop), 0);
@@ -124,16 +103,9 @@ static void test_default_mode_polls_once_per_poll_interval_callbacks(void **stat
     run_chain(false, &st);
     assert_int_equal(st.iterations, 1000);
     assert_int_equal(st.callbacks, 1000);
-    /* Every iteration has a callback ready, so only every 64th polls. */
-    assert_int_equal(st.polls, (1000 - 1) / LOOP__POLL_INTERVAL);
-}
-
-static void io_nop(loop_t *loop, int fd, unsigned events, void *arg)
-{
-    (void)loop;
-    (void)fd;
-    (void)events;
-    (void)arg;
+    /* Every iteration has a callback ready, so only every 64th polls: a
+     * poll_interval of 0 means 64 (include/loop.h). */
+    assert_int_equal(st.polls, (1000 - 1) / 64);
 }
 
 static void test_adding_the_loops_own_fds_is_rejected(void **state)
@@ -141,11 +113,11 @@ static void test_adding_the_loops_own_fds_is_rejected(void **state)
     (void)state;
     loop_t *loop;
     assert_int_equal(loop_new(&loop), 0);
-    int own[] = {loop_fd(loop), loop->wakefd, loop->timerfd};
+    int own[] = {loop_fd(loop), test_wakefd(loop), test_timerfd(loop)};
     for (unsigned i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
         assert_true(own[i] >= 0);
-        assert_int_equal(loop_add_reader(loop, own[i], io_nop, NULL), -EINVAL);
-        assert_int_equal(loop_add_writer(loop, own[i], io_nop, NULL), -EINVAL);
+        assert_int_equal(loop_add_reader(loop, own[i], nop_io, NULL), -EINVAL);
+        assert_int_equal(loop_add_writer(loop, own[i], nop_io, NULL), -EINVAL);
     }
     assert_int_equal(loop_free(loop), 0);
 }

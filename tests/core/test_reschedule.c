@@ -2,28 +2,14 @@
  * loop_reschedule / loop_reschedule_at: a pending callback moves to a new
  * deadline and keeps its handle.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "internals.h"
 
 static char order[64];
 static int norder;
 static uint64_t ran_at[64];
-
-static void assert_valid(const loop_t *loop)
-{
-    const char *why = NULL;
-    if (loop__verify(loop, &why) != 0)
-        fail_msg("invariant broken: %s", why);
-}
 
 static void mark(loop_t *loop, void *arg)
 {
@@ -91,7 +77,7 @@ static void push_back_victim(loop_t *loop, void *arg)
 {
     (void)arg;
     assert_int_equal(loop_reschedule(loop, victim, 40), 0);
-    assert_valid(loop);
+    assert_loop_valid(loop);
 }
 
 static void test_rescheduling_a_queued_timer_drops_its_queued_run(void **state)
@@ -174,9 +160,9 @@ static void test_random_reschedules_keep_the_heap_valid(void **state)
     for (int k = 0; k < 20000; k++) {
         assert_int_equal(loop_reschedule_at(loop, h[rand() % N], (uint64_t)(rand() % 1000)), 0);
         if (k % 97 == 0)
-            assert_valid(loop);
+            assert_loop_valid(loop);
     }
-    assert_valid(loop);
+    assert_loop_valid(loop);
     assert_int_equal(loop_free(loop), 0);
 }
 
