@@ -1,8 +1,8 @@
 /*
  * The bad-input table of include/loop.h, in one place: every function
  * returns the documented negative errno for each kind of bad argument, a
- * failed call that takes a callback schedules nothing, and every code has
- * a message.
+ * failed call that takes a callback schedules nothing, every code has a
+ * message, and loop_version() is the version of the header.
  */
 #include "fixtures.h"
 #include "sockets.h"
@@ -283,6 +283,37 @@ static void test_every_code_has_a_message(void **state)
     }
 }
 
+static void test_strerror_gives_a_text_for_every_code(void **state)
+{
+    (void)state;
+    const int known[] = {-EINVAL, -EBADF, -ENOMEM, -EPERM, -EBUSY, -ENOENT};
+    const size_t n = sizeof known / sizeof known[0];
+    for (size_t i = 0; i < n; i++) {
+        const char *s = loop_strerror(known[i]);
+        assert_non_null(s);
+        assert_true(strlen(s) > 0);
+        /* Each documented code has its own message. */
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(s, loop_strerror(known[j]));
+    }
+    const int odd[] = {0, -EMFILE, -99999, 99999, EINVAL, INT_MIN, INT_MAX, -1};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        const char *s = loop_strerror(odd[i]);
+        assert_non_null(s);
+        assert_true(strlen(s) > 0);
+    }
+}
+
+static void test_version_matches_the_version_macros(void **state)
+{
+    (void)state;
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", LOOP_VERSION_MAJOR, LOOP_VERSION_MINOR,
+             LOOP_VERSION_PATCH);
+    assert_non_null(loop_version());
+    assert_string_equal(loop_version(), want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +326,8 @@ int main(void)
         cmocka_unit_test(test_other_entry_points_return_their_documented_codes),
         cmocka_unit_test(test_run_run_once_and_free_inside_a_callback_are_ebusy),
         cmocka_unit_test(test_every_code_has_a_message),
+        cmocka_unit_test(test_strerror_gives_a_text_for_every_code),
+        cmocka_unit_test(test_version_matches_the_version_macros),
     };
     alarm(120);
     return cmocka_run_group_tests(tests, NULL, NULL);
