@@ -6,6 +6,7 @@
  */
 #include "fixtures.h"
 #include "realtime.h"
+#include "record.h"
 
 #include <unistd.h>
 
@@ -30,10 +31,31 @@ static void test_huge_delay_on_the_real_clock_waits_only_the_cap(void **state)
     assert_int_equal(loop_free(l), 0);
 }
 
+static void test_run_once_cap_bounds_the_wait_on_the_real_clock(void **state)
+{
+    (void)state;
+    /* A timer 3 s away: run_once(20 ms) returns after about 20 ms, never
+     * before, and well before the timer is due. */
+    loop_t *l = new_real_loop();
+    struct record r = {0};
+    struct mark far = {&r, 'f'};
+    loop_handle h;
+    assert_int_equal(loop_call_later(l, LOOP_SEC(3), record_cb, &far, &h), 0);
+    uint64_t t0 = mono_ns();
+    assert_int_equal(loop_run_once(l, (int64_t)LOOP_MS(20)), 0);
+    uint64_t waited = mono_ns() - t0;
+    assert_int_equal(r.n, 0);
+    assert_u64_ge(waited, LOOP_MS(20));
+    assert_u64_lt(waited, LOOP_MS(1500));
+    assert_int_equal(loop_cancel(l, h), 0);
+    assert_int_equal(loop_free(l), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_huge_delay_on_the_real_clock_waits_only_the_cap),
+        cmocka_unit_test(test_run_once_cap_bounds_the_wait_on_the_real_clock),
     };
     alarm(120);
     return cmocka_run_group_tests(tests, NULL, NULL);
