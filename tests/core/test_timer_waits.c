@@ -8,6 +8,7 @@
 #include "realtime.h"
 #include "record.h"
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static void test_huge_delay_on_the_real_clock_waits_only_the_cap(void **state)
@@ -51,11 +52,50 @@ static void test_run_once_cap_bounds_the_wait_on_the_real_clock(void **state)
     assert_int_equal(loop_free(l), 0);
 }
 
+/* Run a loop whose only work is one timer `delay` from now; how long the
+ * run took, and the timer's record in *r. */
+static uint64_t run_one_timer(loop_t *l, uint64_t delay, struct record *r, uint64_t *deadline)
+{
+    static struct mark m;
+    m = (struct mark){r, 't'};
+    uint64_t t0 = mono_ns();
+    *deadline = t0 + delay; /* call_later counts from the call, which is later */
+    assert_int_equal(loop_call_later(l, delay, record_cb, &m, NULL), 0);
+    assert_int_equal(loop_run(l), 0);
+    return mono_ns() - t0;
+}
+
+static void test_a_timed_wait_ends_at_its_deadline_whatever_the_threads_timer_slack(void **state)
+{
+    (void)state;
+    /*
+     * The kernel lets a poll's timeout expire late by the thread's timer
+     * slack (prctl PR_SET_TIMERSLACK; 50 us by default), but fires a
+     * timerfd at its deadline, and the loop ends its timed waits with one.
+     * With a slack of 1 s, a 20 ms timer must still run long before 1 s: a
+     * wait left to the poll's timeout would last 1020 ms.  (500 ms leaves
+     * room for a loaded machine on both sides.)
+     */
+    long slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    assert_true(slack > 0);
+    assert_int_equal(prctl(PR_SET_TIMERSLACK, (unsigned long)LOOP_SEC(1), 0, 0, 0), 0);
+    loop_t *l = new_real_loop();
+    struct record r = {0};
+    uint64_t deadline;
+    uint64_t took = run_one_timer(l, LOOP_MS(20), &r, &deadline);
+    assert_int_equal(prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0), 0);
+    assert_int_equal(r.n, 1);
+    assert_u64_ge(r.now[0], deadline);
+    assert_u64_lt(took, LOOP_MS(500));
+    assert_int_equal(loop_free(l), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_huge_delay_on_the_real_clock_waits_only_the_cap),
         cmocka_unit_test(test_run_once_cap_bounds_the_wait_on_the_real_clock),
+        cmocka_unit_test(test_a_timed_wait_ends_at_its_deadline_whatever_the_threads_timer_slack),
     };
     alarm(120);
     return cmocka_run_group_tests(tests, NULL, NULL);
