@@ -4,7 +4,7 @@
  * absurdly late" with a bound far above what a loaded machine needs, so
  * that only a broken wait can cross it.
  */
-#include "fixtures.h"
+#include "internals.h"
 #include "realtime.h"
 #include "record.h"
 
@@ -90,12 +90,38 @@ static void test_a_timed_wait_ends_at_its_deadline_whatever_the_threads_timer_sl
     assert_int_equal(loop_free(l), 0);
 }
 
+static void test_a_wait_in_whole_milliseconds_is_rounded_up(void **state)
+{
+    (void)state;
+    /*
+     * Where the kernel (or valgrind) lacks epoll_pwait2, the loop waits
+     * with epoll_wait, whose timeout is in whole milliseconds; without a
+     * timerfd, that timeout is the whole wait.  A timer 1.5 ms away then
+     * takes one poll of 2 ms.  Rounded down, the first poll would wait
+     * 1 ms, and the next ones 0 ms each until the timer is due: a spin of
+     * hundreds of polls.
+     */
+    loop_t *l = new_real_loop();
+    test_disable_pwait2(l);
+    test_disable_timerfd(l);
+    struct record r = {0};
+    uint64_t deadline;
+    run_one_timer(l, 1500000, &r, &deadline);
+    assert_int_equal(r.n, 1);
+    assert_u64_ge(r.now[0], deadline);
+    loop_stats_t st;
+    assert_int_equal(loop_stats(l, &st), 0);
+    assert_u64_lt(st.polls, 3); /* one wait; a spin makes hundreds */
+    assert_int_equal(loop_free(l), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_huge_delay_on_the_real_clock_waits_only_the_cap),
         cmocka_unit_test(test_run_once_cap_bounds_the_wait_on_the_real_clock),
         cmocka_unit_test(test_a_timed_wait_ends_at_its_deadline_whatever_the_threads_timer_slack),
+        cmocka_unit_test(test_a_wait_in_whole_milliseconds_is_rounded_up),
     };
     alarm(120);
     return cmocka_run_group_tests(tests, NULL, NULL);
