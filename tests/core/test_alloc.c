@@ -6,71 +6,15 @@
  * may then simply be called again), leave nothing half-done, leave the
  * loop usable, and leak nothing.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "counting_alloc.h"
+#include "fdleak.h"
+#include "fixtures.h"
+#include "sockets.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
-
-#include "loop.h"
-
-/* ---- the counting allocator -------------------------------------------- */
-
-struct alloc {
-    long calls;    /* allocations (size > 0) so far */
-    long fail_at;  /* fail this allocation (1-based); 0: never */
-    long failures; /* failures injected so far (at most one) */
-    long live_blocks;
-    long live_bytes;
-    long bad_frees; /* frees of pointers it never handed out */
-};
-
-/* Each block carries its size in front, aligned for anything. */
-typedef union {
-    max_align_t align;
-    size_t size;
-} block_header;
-
-static void *counting_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct alloc *a = ctx;
-    block_header *old = ptr ? (block_header *)ptr - 1 : NULL;
-    if (size == 0) {
-        if (old) {
-            if (a->live_blocks <= 0)
-                a->bad_frees++;
-            a->live_blocks--;
-            a->live_bytes -= (long)old->size;
-            free(old);
-        }
-        return NULL;
-    }
-    a->calls++;
-    if (a->fail_at && a->calls == a->fail_at) {
-        a->failures++;
-        a->fail_at = 0; /* one failure, then the loop must carry on */
-        return NULL;
-    }
-    if (size > SIZE_MAX - sizeof(block_header))
-        return NULL;
-    size_t old_size = old ? old->size : 0;
-    block_header *b = realloc(old, sizeof(block_header) + size);
-    if (!b)
-        return NULL;
-    if (!old)
-        a->live_blocks++;
-    a->live_bytes += (long)size - (long)old_size;
-    b->size = size;
-    return b + 1;
-}
 
 /* ---- bookkeeping of what was scheduled ---------------------------------- */
 
@@ -84,7 +28,7 @@ struct job {
 };
 
 struct world {
-    struct alloc *a;
+    struct counting_alloc *a;
     loop_t *loop;
     struct job jobs[MAX_JOBS];
     int njobs;
@@ -159,7 +103,7 @@ static int new_pair(void)
 {
     assert_true(W->nsv < W->sv_cap);
     int *p = W->sv[W->nsv];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p), 0);
+    make_socketpair(p);
     return W->nsv++;
 }
 
@@ -276,7 +220,7 @@ static void run_to_completion(void)
 
 /* ---- work scheduled from inside callbacks -------------------------------- */
 
-static void chain_cb(loop_t *loop, void *arg)
+static void chain_job_cb(loop_t *loop, void *arg)
 {
     struct job *j = arg;
     j->runs++;
@@ -285,8 +229,8 @@ static void chain_cb(loop_t *loop, void *arg)
     /* The next link; after an injected failure, trying again succeeds. */
     struct job *next = new_job();
     long f = W->a->failures;
-    if (!outcome(loop_call_soon(loop, chain_cb, next, NULL), f))
-        assert_int_equal(loop_call_soon(loop, chain_cb, next, NULL), 0);
+    if (!outcome(loop_call_soon(loop, chain_job_cb, next, NULL), f))
+        assert_int_equal(loop_call_soon(loop, chain_job_cb, next, NULL), 0);
     next->expected = 1;
 }
 
@@ -306,19 +250,6 @@ static void spawner_cb(loop_t *loop, void *arg)
 }
 
 /* ---- the scenario ---------------------------------------------------------- */
-
-static int count_open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
 
 static void check_all(void)
 {
@@ -340,7 +271,7 @@ enum { PAIRS = 500 };
  */
 static bool scenario(long fail_at, bool strict, bool run)
 {
-    struct alloc a = {.fail_at = fail_at};
+    struct counting_alloc a = {.fail_at = fail_at};
     current_k = fail_at;
     struct world *w = calloc(1, sizeof *w);
     assert_non_null(w);
@@ -399,7 +330,7 @@ static bool scenario(long fail_at, bool strict, bool run)
     struct job *chain = new_job();
     w->chain_left = 300;
     f = a.failures;
-    if (outcome(loop_call_soon(w->loop, chain_cb, chain, NULL), f))
+    if (outcome(loop_call_soon(w->loop, chain_job_cb, chain, NULL), f))
         chain->expected = 1;
     else
         w->chain_left = 0;
@@ -423,10 +354,8 @@ static bool scenario(long fail_at, bool strict, bool run)
     assert_int_equal(a.live_blocks, 0);
     assert_int_equal(a.live_bytes, 0);
     assert_int_equal(a.bad_frees, 0);
-    for (int i = 0; i < w->nsv; i++) {
-        close(w->sv[i][0]);
-        close(w->sv[i][1]);
-    }
+    for (int i = 0; i < w->nsv; i++)
+        close_pair(w->sv[i]);
     assert_int_equal(count_open_fds(), fds_before);
     bool reached = a.failures > 0;
     free(w->sv);
@@ -435,22 +364,9 @@ static bool scenario(long fail_at, bool strict, bool run)
     return reached;
 }
 
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    rlim_t need = 2 * PAIRS + 64;
-    if (rl.rlim_cur < need && rl.rlim_max >= need) {
-        rl.rlim_cur = need;
-        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
-    }
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    assert_true(rl.rlim_cur >= need);
-}
-
 static void check_every_failure_point(bool strict, bool run)
 {
-    raise_fd_limit();
+    assert_true(raise_fd_limit(2 * PAIRS + 64) >= 2 * PAIRS + 64);
     /* Without failures first: the scenario itself is sound. */
     assert_false(scenario(0, strict, run));
     long k;
@@ -483,7 +399,7 @@ static void test_free_after_any_allocation_failure_leaks_nothing(void **state)
 static void test_allocator_gets_the_context_and_frees_everything(void **state)
 {
     (void)state;
-    struct alloc a = {0};
+    struct counting_alloc a = {0};
     struct world *w = calloc(1, sizeof *w);
     assert_non_null(w);
     W = w;

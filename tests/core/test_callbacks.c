@@ -3,60 +3,20 @@
  * iteration, fairness towards timers and I/O, and generation-checked
  * handles.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "fixtures.h"
+#include "record.h"
+#include "sockets.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
-
-#include "loop.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static loop_t *new_loop(bool strict)
-{
-    loop_t *l = NULL;
-    loop_options o = {.clock = LOOP_CLOCK_VIRTUAL, .strict_poll = strict};
-    assert_int_equal(loop_new_with(&l, &o), 0);
-    assert_non_null(l);
-    return l;
-}
-
-static void count_cb(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (*(int *)arg)++;
-}
-
-/* An ordered record of which callbacks ran. */
-struct log {
-    int n, cap;
-    int *v;
-};
-
-static void log_init(struct log *log, int cap)
-{
-    log->n = 0;
-    log->cap = cap;
-    log->v = calloc((size_t)cap, sizeof *log->v);
-    assert_non_null(log->v);
-}
-
-static void log_push(struct log *log, int id)
-{
-    assert_true(log->n < log->cap);
-    log->v[log->n++] = id;
-}
-
+/* A callback that logs its id, and what some callbacks do besides. */
 struct entry {
-    struct log *log;
+    struct record *log;
     int id;
     loop_t *loop;
     loop_handle self, other;
@@ -65,9 +25,8 @@ struct entry {
 
 static void log_cb(loop_t *loop, void *arg)
 {
-    (void)loop;
     struct entry *e = arg;
-    log_push(e->log, e->id);
+    record_add(e->log, loop, e->id);
 }
 
 /* ---- order and snapshots ----------------------------------------------- */
@@ -75,9 +34,8 @@ static void log_cb(loop_t *loop, void *arg)
 static void test_call_soon_runs_callbacks_in_fifo_order(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
-    struct log log;
-    log_init(&log, 16);
+    loop_t *l = new_virtual_loop(false);
+    struct record log = {0};
     struct entry e[10];
     for (int i = 0; i < 10; i++) {
         e[i] = (struct entry){.log = &log, .id = i};
@@ -86,8 +44,7 @@ static void test_call_soon_runs_callbacks_in_fifo_order(void **state)
     assert_int_equal(loop_run(l), 0);
     assert_int_equal(log.n, 10);
     for (int i = 0; i < 10; i++)
-        assert_int_equal(log.v[i], i);
-    free(log.v);
+        assert_int_equal(log.id[i], i);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -109,7 +66,7 @@ static void args_cb(loop_t *loop, void *arg)
 static void test_callback_receives_its_loop_and_arg(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     int token;
     args_probe = (struct args_probe){0};
     assert_int_equal(loop_call_soon(l, args_cb, &token, NULL), 0);
@@ -130,16 +87,15 @@ static void test_callback_receives_its_loop_and_arg(void **state)
 static void schedule_next_cb(loop_t *loop, void *arg)
 {
     struct entry *e = arg;
-    log_push(e->log, e->id);
+    record_add(e->log, loop, e->id);
     /* e + 1 is the entry this one queues. */
     assert_int_equal(loop_call_soon(loop, log_cb, e + 1, NULL), 0);
 }
 
 static void check_scheduled_while_running_waits(bool strict)
 {
-    loop_t *l = new_loop(strict);
-    struct log log;
-    log_init(&log, 8);
+    loop_t *l = new_virtual_loop(strict);
+    struct record log = {0};
     struct entry e[4] = {{.log = &log, .id = 1},
                          {.log = &log, .id = 2},
                          {.log = &log, .id = 3},
@@ -150,18 +106,17 @@ static void check_scheduled_while_running_waits(bool strict)
 
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(log.n, 2);
-    assert_int_equal(log.v[0], 1);
-    assert_int_equal(log.v[1], 3);
+    assert_int_equal(log.id[0], 1);
+    assert_int_equal(log.id[1], 3);
 
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(log.n, 4);
-    assert_int_equal(log.v[2], 2);
-    assert_int_equal(log.v[3], 4);
+    assert_int_equal(log.id[2], 2);
+    assert_int_equal(log.id[3], 4);
 
     /* Nothing is left. */
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(log.n, 4);
-    free(log.v);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -219,12 +174,15 @@ static int max_delay(bool strict, uint32_t interval)
     return strict ? 1 : (int)(interval ? interval : 64) + 1;
 }
 
+static loop_t *spinner_loop(bool strict, uint32_t interval)
+{
+    return new_loop_with((loop_options){
+        .clock = LOOP_CLOCK_VIRTUAL, .strict_poll = strict, .poll_interval = interval});
+}
+
 static void check_spinner_does_not_starve_due_timer(bool strict, uint32_t interval)
 {
-    loop_t *l = NULL;
-    loop_options o = {
-        .clock = LOOP_CLOCK_VIRTUAL, .strict_poll = strict, .poll_interval = interval};
-    assert_int_equal(loop_new_with(&l, &o), 0);
+    loop_t *l = spinner_loop(strict, interval);
     struct spinner s = {0};
     assert_int_equal(loop_call_soon(l, spin_cb, &s, NULL), 0);
     assert_int_equal(loop_call_at(l, 0, spin_timer_cb, &s, NULL), 0);
@@ -237,10 +195,7 @@ static void check_spinner_does_not_starve_due_timer(bool strict, uint32_t interv
 
 static void check_spinner_does_not_starve_timer_falling_due(bool strict, uint32_t interval)
 {
-    loop_t *l = NULL;
-    loop_options o = {
-        .clock = LOOP_CLOCK_VIRTUAL, .strict_poll = strict, .poll_interval = interval};
-    assert_int_equal(loop_new_with(&l, &o), 0);
+    loop_t *l = spinner_loop(strict, interval);
     /* The timer falls due when the spinner's 500th run moves the clock. */
     struct spinner s = {.advance_at = 500, .advance_by = LOOP_SEC(1)};
     assert_int_equal(loop_call_soon(l, spin_cb, &s, NULL), 0);
@@ -254,12 +209,9 @@ static void check_spinner_does_not_starve_timer_falling_due(bool strict, uint32_
 
 static void check_spinner_does_not_starve_reader(bool strict, uint32_t interval)
 {
-    loop_t *l = NULL;
-    loop_options o = {
-        .clock = LOOP_CLOCK_VIRTUAL, .strict_poll = strict, .poll_interval = interval};
-    assert_int_equal(loop_new_with(&l, &o), 0);
+    loop_t *l = spinner_loop(strict, interval);
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    make_socketpair(sv);
     assert_int_equal(write(sv[1], "x", 1), 1);
     struct spinner s = {0};
     assert_int_equal(loop_call_soon(l, spin_cb, &s, NULL), 0);
@@ -269,8 +221,7 @@ static void check_spinner_does_not_starve_reader(bool strict, uint32_t interval)
     assert_true(s.runs_at_other >= 1);
     assert_true(s.runs_at_other <= max_delay(strict, interval));
     assert_int_equal(loop_remove_reader(l, sv[0]), 0);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(sv);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -311,12 +262,9 @@ static void spin_then_write_cb(loop_t *loop, void *arg)
 
 static void check_spinner_does_not_starve_reader_becoming_ready(bool strict, uint32_t interval)
 {
-    loop_t *l = NULL;
-    loop_options o = {
-        .clock = LOOP_CLOCK_VIRTUAL, .strict_poll = strict, .poll_interval = interval};
-    assert_int_equal(loop_new_with(&l, &o), 0);
+    loop_t *l = spinner_loop(strict, interval);
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    make_socketpair(sv);
     /* The spinner's 300th run makes the fd readable. */
     struct spinner s = {.fd = sv[1]};
     assert_int_equal(loop_call_soon(l, spin_then_write_cb, &s, NULL), 0);
@@ -326,8 +274,7 @@ static void check_spinner_does_not_starve_reader_becoming_ready(bool strict, uin
     assert_true(s.runs_at_other > 300);
     assert_true(s.runs_at_other <= 300 + max_delay(strict, interval));
     assert_int_equal(loop_remove_reader(l, sv[0]), 0);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(sv);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -336,7 +283,7 @@ static void check_spinner_does_not_starve_reader_becoming_ready(bool strict, uin
 static void test_cancel_before_run_means_it_never_runs(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     int a = 0, b = 0, c = 0;
     loop_handle ha, hb, hc;
     assert_int_equal(loop_call_soon(l, count_cb, &a, &ha), 0);
@@ -353,7 +300,7 @@ static void test_cancel_before_run_means_it_never_runs(void **state)
 static void test_cancelling_the_only_callback_lets_run_return(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     int a = 0;
     loop_handle h;
     assert_int_equal(loop_call_soon(l, count_cb, &a, &h), 0);
@@ -366,15 +313,14 @@ static void test_cancelling_the_only_callback_lets_run_return(void **state)
 static void cancel_other_cb(loop_t *loop, void *arg)
 {
     struct entry *e = arg;
-    log_push(e->log, e->id);
+    record_add(e->log, loop, e->id);
     e->rc = loop_cancel(loop, e->other);
 }
 
 static void check_cancelled_in_same_batch(bool strict)
 {
-    loop_t *l = new_loop(strict);
-    struct log log;
-    log_init(&log, 8);
+    loop_t *l = new_virtual_loop(strict);
+    struct record log = {0};
     struct entry e1 = {.log = &log, .id = 1}, e2 = {.log = &log, .id = 2},
                  e3 = {.log = &log, .id = 3};
     /* One snapshot: [1, 2, 3]; 1 cancels 2. */
@@ -384,12 +330,11 @@ static void check_cancelled_in_same_batch(bool strict)
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(e1.rc, 0);
     assert_int_equal(log.n, 2);
-    assert_int_equal(log.v[0], 1);
-    assert_int_equal(log.v[1], 3);
+    assert_int_equal(log.id[0], 1);
+    assert_int_equal(log.id[1], 3);
     assert_int_equal(loop_run(l), 0);
     assert_int_equal(log.n, 2);
     assert_int_equal(loop_cancel(l, e1.other), -ENOENT);
-    free(log.v);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -403,9 +348,8 @@ static void test_cancelled_callback_in_same_batch_never_runs(void **state)
 static void test_cancelled_timer_in_same_batch_never_runs(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(true);
-    struct log log;
-    log_init(&log, 8);
+    loop_t *l = new_virtual_loop(true);
+    struct record log = {0};
     struct entry e1 = {.log = &log, .id = 1}, e2 = {.log = &log, .id = 2},
                  e3 = {.log = &log, .id = 3};
     /* One snapshot: [1 (soon), 2 (timer), 3 (timer)]; 1 cancels 2. */
@@ -415,18 +359,17 @@ static void test_cancelled_timer_in_same_batch_never_runs(void **state)
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(e1.rc, 0);
     assert_int_equal(log.n, 2);
-    assert_int_equal(log.v[0], 1);
-    assert_int_equal(log.v[1], 3);
+    assert_int_equal(log.id[0], 1);
+    assert_int_equal(log.id[1], 3);
     assert_int_equal(loop_run(l), 0);
     assert_int_equal(log.n, 2);
-    free(log.v);
     assert_int_equal(loop_free(l), 0);
 }
 
 static void test_cancel_twice_is_enoent(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     int a = 0;
     loop_handle h;
     assert_int_equal(loop_call_soon(l, count_cb, &a, &h), 0);
@@ -441,7 +384,7 @@ static void test_cancel_twice_is_enoent(void **state)
 static void test_cancel_after_it_ran_is_enoent(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     int a = 0;
     loop_handle h;
     assert_int_equal(loop_call_soon(l, count_cb, &a, &h), 0);
@@ -454,7 +397,7 @@ static void test_cancel_after_it_ran_is_enoent(void **state)
 static void test_cancel_of_the_null_handle_is_enoent(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     assert_int_equal(loop_cancel(l, (loop_handle){0}), -ENOENT);
     /* Also with live callbacks around, which must be unaffected. */
     int a = 0;
@@ -470,7 +413,7 @@ static void test_cancel_of_the_null_handle_is_enoent(void **state)
 static void test_cancel_with_null_loop_is_einval(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     int a = 0;
     loop_handle h;
     assert_int_equal(loop_call_soon(l, count_cb, &a, &h), 0);
@@ -483,7 +426,7 @@ static void test_cancel_with_null_loop_is_einval(void **state)
 static void test_cancel_of_a_handle_that_never_existed_is_enoent(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     int a = 0;
     loop_handle h;
     assert_int_equal(loop_call_soon(l, count_cb, &a, &h), 0);
@@ -506,8 +449,8 @@ static void test_cancel_of_a_handle_that_never_existed_is_enoent(void **state)
 static void test_cancel_of_a_handle_from_another_loop_is_enoent(void **state)
 {
     (void)state;
-    loop_t *a = new_loop(false);
-    loop_t *b = new_loop(false);
+    loop_t *a = new_virtual_loop(false);
+    loop_t *b = new_virtual_loop(false);
     int ran = 0;
     loop_handle h;
     assert_int_equal(loop_call_soon(a, count_cb, &ran, &h), 0);
@@ -521,7 +464,7 @@ static void test_cancel_of_a_handle_from_another_loop_is_enoent(void **state)
 static void test_stale_handle_of_a_reused_slot_is_enoent_and_spares_the_new_callback(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     int old_ran = 0, new_ran = 0;
     loop_handle old_h, new_h;
 
@@ -576,15 +519,14 @@ static void cancel_self_cb(loop_t *loop, void *arg)
 {
     struct entry *e = arg;
     e->rc = loop_cancel(loop, e->self);
-    log_push(e->log, e->id);
+    record_add(e->log, loop, e->id);
 }
 
 static void test_cancel_own_handle_inside_one_shot_callback_is_enoent(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
-    struct log log;
-    log_init(&log, 4);
+    loop_t *l = new_virtual_loop(false);
+    struct record log = {0};
     struct entry soon = {.log = &log, .id = 1, .rc = 12345};
     struct entry later = {.log = &log, .id = 2, .rc = 12345};
     assert_int_equal(loop_call_soon(l, cancel_self_cb, &soon, &soon.self), 0);
@@ -593,7 +535,6 @@ static void test_cancel_own_handle_inside_one_shot_callback_is_enoent(void **sta
     assert_int_equal(soon.rc, -ENOENT);
     assert_int_equal(later.rc, -ENOENT);
     assert_int_equal(log.n, 2);
-    free(log.v);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -602,7 +543,7 @@ static void test_cancel_own_handle_inside_one_shot_callback_is_enoent(void **sta
 static void test_call_soon_with_null_loop_or_fn_is_einval_and_clears_out(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     int a = 0;
     loop_handle h = {UINT64_C(0xdeadbeef)};
     assert_int_equal(loop_call_soon(NULL, count_cb, &a, &h), -EINVAL);
@@ -621,7 +562,7 @@ static void test_call_soon_with_null_loop_or_fn_is_einval_and_clears_out(void **
 static void test_call_soon_accepts_a_null_out(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     int a = 0;
     assert_int_equal(loop_call_soon(l, count_cb, &a, NULL), 0);
     assert_int_equal(loop_call_soon(l, count_cb, &a, NULL), 0);
@@ -655,7 +596,7 @@ static void seq_cb(loop_t *loop, void *arg)
 static void test_many_callbacks_run_once_each_in_order(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(false);
+    loop_t *l = new_virtual_loop(false);
     seq = (struct seq){0};
     for (int i = 0; i < MANY; i++)
         assert_int_equal(loop_call_soon(l, seq_cb, (void *)(intptr_t)i, NULL), 0);
@@ -675,16 +616,10 @@ static void odd_seq_cb(loop_t *loop, void *arg)
     seq.ran++;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static void test_many_handles_are_distinct_and_cancel_exactly_their_callback(void **state)
 {
     (void)state;
-    loop_t *l = new_loop(true);
+    loop_t *l = new_virtual_loop(true);
     loop_handle *h = calloc(MANY, sizeof *h);
     uint64_t *ids = calloc(MANY, sizeof *ids);
     assert_non_null(h);
@@ -732,7 +667,7 @@ static void fanout_cb(loop_t *loop, void *arg)
 
 static void check_fanout(bool strict)
 {
-    loop_t *l = new_loop(strict);
+    loop_t *l = new_virtual_loop(strict);
     /* Waves of 1, 2, 4, ..., 65536 callbacks, each queued while the
      * previous wave runs: one wave per iteration. */
     struct fanout f = {.wave = 1, .waves_left = 16};

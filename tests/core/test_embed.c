@@ -6,14 +6,12 @@
  * is due); a poll()-based host that follows both runs timers, fd handlers
  * and threadsafe calls; and examples/embed does the same as a program.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "fixtures.h"
+#include "poster.h"
+#include "sockets.h"
+#include "watchdog.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <libgen.h>
 #include <poll.h>
@@ -22,53 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include "loop.h"
-#include "watchdog.h"
-
-/* ---- helpers ---------------------------------------------------------- */
-
-static loop_t *new_loop_with(loop_options o)
-{
-    loop_t *l = NULL;
-    assert_int_equal(loop_new_with(&l, &o), 0);
-    return l;
-}
-
-static bool readable(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int n = poll(&p, 1, 0);
-    assert_true(n >= 0);
-    return n == 1 && (p.revents & POLLIN);
-}
-
-static void count_cb(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (*(int *)arg)++;
-}
-
-static void count_io(loop_t *loop, int fd, unsigned events, void *arg)
-{
-    (void)loop;
-    (void)fd;
-    (void)events;
-    (*(int *)arg)++;
-}
-
-static void drain_io(loop_t *loop, int fd, unsigned events, void *arg)
-{
-    (void)loop;
-    (void)events;
-    char buf[64];
-    ssize_t n = read(fd, buf, sizeof(buf));
-    assert_true(n > 0);
-    (*(int *)arg)++;
-}
 
 /* ---- loop_fd -------------------------------------------------------------- */
 
@@ -84,42 +37,28 @@ static void test_loop_fd_is_readable_only_while_a_watched_fd_is_ready(void **sta
     (void)state;
     loop_t *l = new_loop_with((loop_options){0});
     int sv[2], reads = 0;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    make_socketpair(sv);
     assert_true(loop_fd(l) >= 0);
-    assert_false(readable(loop_fd(l)));
+    assert_false(fd_readable(loop_fd(l)));
     assert_int_equal(loop_add_reader(l, sv[0], drain_io, &reads), 0);
-    assert_false(readable(loop_fd(l)));
+    assert_false(fd_readable(loop_fd(l)));
 
     assert_int_equal(write(sv[1], "x", 1), 1);
-    assert_true(readable(loop_fd(l)));
+    assert_true(fd_readable(loop_fd(l)));
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(reads, 1);
-    assert_false(readable(loop_fd(l))); /* drained */
+    assert_false(fd_readable(loop_fd(l))); /* drained */
 
     /* A writer on a socket with room is ready at once. */
     int writes = 0;
     assert_int_equal(loop_add_writer(l, sv[1], count_io, &writes), 0);
-    assert_true(readable(loop_fd(l)));
+    assert_true(fd_readable(loop_fd(l)));
     assert_int_equal(loop_remove_writer(l, sv[1]), 0);
-    assert_false(readable(loop_fd(l)));
+    assert_false(fd_readable(loop_fd(l)));
 
     assert_int_equal(loop_remove_reader(l, sv[0]), 0);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(sv);
     assert_int_equal(loop_free(l), 0);
-}
-
-struct poster {
-    loop_t *loop;
-    int *runs;
-    int err;
-};
-
-static void *post_one(void *arg)
-{
-    struct poster *p = arg;
-    p->err = loop_call_soon_threadsafe(p->loop, count_cb, p->runs);
-    return NULL;
 }
 
 static void test_loop_fd_is_readable_while_a_threadsafe_call_is_queued(void **state)
@@ -127,15 +66,13 @@ static void test_loop_fd_is_readable_while_a_threadsafe_call_is_queued(void **st
     (void)state;
     loop_t *l = new_loop_with((loop_options){0});
     int runs = 0;
-    struct poster p = {l, &runs, -1};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, post_one, &p), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
-    assert_int_equal(p.err, 0);
-    assert_true(readable(loop_fd(l)));
+    struct poster p = {.loop = l, .fn = count_cb, .arg = &runs};
+    assert_int_equal(poster_start(&p), 0);
+    assert_int_equal(poster_join(&p), 0);
+    assert_true(fd_readable(loop_fd(l)));
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(runs, 1);
-    assert_false(readable(loop_fd(l)));
+    assert_false(fd_readable(loop_fd(l)));
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -145,12 +82,12 @@ static void test_loop_fd_is_readable_after_a_handled_signal_arrives(void **state
     loop_t *l = new_loop_with((loop_options){0});
     int runs = 0;
     assert_int_equal(loop_add_signal(l, SIGUSR2, count_cb, &runs), 0);
-    assert_false(readable(loop_fd(l)));
+    assert_false(fd_readable(loop_fd(l)));
     raise(SIGUSR2);
-    assert_true(readable(loop_fd(l)));
+    assert_true(fd_readable(loop_fd(l)));
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(runs, 1);
-    assert_false(readable(loop_fd(l)));
+    assert_false(fd_readable(loop_fd(l)));
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -162,21 +99,20 @@ static void test_timeout_is_minus_one_when_only_fds_signals_or_threads_can_bring
     loop_t *l = new_loop_with((loop_options){0});
     assert_true(loop_timeout_ns(l) == -1); /* nothing at all */
     int sv[2], n = 0;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    make_socketpair(sv);
     assert_int_equal(loop_add_reader(l, sv[0], count_io, &n), 0);
     assert_int_equal(loop_add_signal(l, SIGUSR2, count_cb, &n), 0);
     loop_ref(l);
     assert_true(loop_timeout_ns(l) == -1);
     /* A queued threadsafe call is announced by loop_fd, not by the timeout. */
     assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &n), 0);
-    assert_true(readable(loop_fd(l)));
+    assert_true(fd_readable(loop_fd(l)));
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(n, 1);
     assert_true(loop_timeout_ns(l) == -1);
     loop_unref(l);
     assert_int_equal(loop_remove_reader(l, sv[0]), 0);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(sv);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -214,7 +150,7 @@ static void test_timeout_is_zero_while_fd_changes_are_queued(void **state)
     (void)state;
     loop_t *l = new_loop_with((loop_options){0});
     int sv[2], n = 0;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    make_socketpair(sv);
     assert_int_equal(loop_add_reader(l, sv[0], count_io, &n), 0);
     assert_true(loop_timeout_ns(l) == -1);
     /* A second direction on a watched fd is batched until the next poll:
@@ -225,8 +161,7 @@ static void test_timeout_is_zero_while_fd_changes_are_queued(void **state)
     assert_int_equal(n, 1); /* the writer: the socket has room */
     assert_int_equal(loop_remove_writer(l, sv[0]), 0);
     assert_int_equal(loop_remove_reader(l, sv[0]), 0);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(sv);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -270,8 +205,6 @@ struct host {
     int timer_runs, reads, posted_runs;
     bool early; /* a timer ran before its deadline */
     uint64_t deadline;
-    pid_t host_tid;
-    int post_err;
     unsigned long host_iterations;
 };
 
@@ -289,15 +222,6 @@ static void host_post_cb(loop_t *loop, void *arg)
 {
     (void)loop;
     ((struct host *)arg)->posted_runs++;
-}
-
-/* Post only once the host sleeps in poll(): the post must wake it. */
-static void *host_poster(void *arg)
-{
-    struct host *h = arg;
-    wait_until_blocked(h->host_tid);
-    h->post_err = loop_call_soon_threadsafe(h->loop, host_post_cb, h);
-    return NULL;
 }
 
 static int poll_ms(int64_t ns)
@@ -333,9 +257,9 @@ static bool posted_done(const struct host *h)
 static void test_a_poll_based_host_runs_timers_fds_and_threadsafe_calls(void **state)
 {
     (void)state;
-    struct host h = {.host_tid = test_gettid(), .post_err = -1};
+    struct host h = {0};
     h.loop = new_loop_with((loop_options){0});
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, h.sv), 0);
+    make_socketpair(h.sv);
     assert_int_equal(loop_add_reader(h.loop, h.sv[0], drain_io, &h.reads), 0);
     h.deadline = loop_now(h.loop) + LOOP_MS(20);
     assert_int_equal(loop_call_at(h.loop, h.deadline, host_timer_cb, &h, NULL), 0);
@@ -348,20 +272,19 @@ static void test_a_poll_based_host_runs_timers_fds_and_threadsafe_calls(void **s
     /* Now only the reader is left: the host would sleep forever on
      * loop_fd but for the threadsafe call that wakes it. */
     assert_true(loop_timeout_ns(h.loop) == -1);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, host_poster, &h), 0);
+    /* Posted only once the host sleeps in poll(): the post must wake it. */
+    struct poster p = {.loop = h.loop, .fn = host_post_cb, .arg = &h, .wait_for = test_gettid()};
+    assert_int_equal(poster_start(&p), 0);
     watchdog_start("the host loop waiting for a threadsafe call", 60);
     host_run(&h, posted_done);
     watchdog_stop();
-    assert_int_equal(pthread_join(t, NULL), 0);
-    assert_int_equal(h.post_err, 0);
+    assert_int_equal(poster_join(&p), 0);
     assert_int_equal(h.timer_runs, 1);
     assert_int_equal(h.reads, 1);
     assert_int_equal(h.posted_runs, 1);
 
     assert_int_equal(loop_remove_reader(h.loop, h.sv[0]), 0);
-    close(h.sv[0]);
-    close(h.sv[1]);
+    close_pair(h.sv);
     assert_int_equal(loop_free(h.loop), 0);
 }
 

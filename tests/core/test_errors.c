@@ -1,14 +1,11 @@
 /*
  * The bad-input table of include/loop.h, in one place: every function
  * returns the documented negative errno for each kind of bad argument, a
- * failed call that takes a callback schedules nothing, and every code has
- * a message.
+ * failed call that takes a callback schedules nothing, every code has a
+ * message, and loop_version() is the version of the header.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "fixtures.h"
+#include "sockets.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,10 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
-
-#include "loop.h"
 
 static void never_cb(loop_t *loop, void *arg)
 {
@@ -35,13 +29,6 @@ static void never_io(loop_t *loop, int fd, unsigned events, void *arg)
     (void)events;
     (void)arg;
     fail_msg("a handler of a failed call ran");
-}
-
-static loop_t *new_virtual(void)
-{
-    loop_t *l = NULL;
-    assert_int_equal(loop_new_with(&l, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL}), 0);
-    return l;
 }
 
 static void test_lifecycle_calls_reject_null(void **state)
@@ -82,7 +69,7 @@ static void test_advance_on_the_real_clock_is_einval(void **state)
 static void test_scheduling_calls_with_bad_arguments_are_einval_and_schedule_nothing(void **state)
 {
     (void)state;
-    loop_t *l = new_virtual();
+    loop_t *l = new_virtual_loop(false);
     struct {
         const char *what;
         int rc;
@@ -131,7 +118,7 @@ static void test_scheduling_calls_with_bad_arguments_are_einval_and_schedule_not
 static void test_cancel_of_handles_that_name_nothing_is_enoent(void **state)
 {
     (void)state;
-    loop_t *l = new_virtual();
+    loop_t *l = new_virtual_loop(false);
     assert_int_equal(loop_cancel(l, (loop_handle){0}), -ENOENT);
     assert_int_equal(loop_cancel(l, (loop_handle){1}), -ENOENT);
     assert_int_equal(loop_cancel(l, (loop_handle){UINT64_MAX}), -ENOENT);
@@ -142,9 +129,9 @@ static void test_cancel_of_handles_that_name_nothing_is_enoent(void **state)
 static void test_fd_calls_with_bad_arguments_return_their_documented_codes(void **state)
 {
     (void)state;
-    loop_t *l = new_virtual();
+    loop_t *l = new_virtual_loop(false);
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    make_socketpair(sv);
     FILE *file = tmpfile();
     assert_non_null(file);
     int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -193,8 +180,7 @@ static void test_fd_calls_with_bad_arguments_return_their_documented_codes(void 
     assert_int_equal(loop_run(l), 0);
     close(dir);
     fclose(file);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(sv);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -208,8 +194,8 @@ static void never_slow(loop_t *loop, const loop_slow_info *info, void *arg)
 static void test_other_entry_points_return_their_documented_codes(void **state)
 {
     (void)state;
-    loop_t *l = new_virtual();
-    loop_t *other = new_virtual();
+    loop_t *l = new_virtual_loop(false);
+    loop_t *other = new_virtual_loop(false);
 
     /* reschedule */
     assert_int_equal(loop_reschedule(NULL, (loop_handle){1}, 1), -EINVAL);
@@ -275,7 +261,7 @@ static void try_reentry(loop_t *loop, void *arg)
 static void test_run_run_once_and_free_inside_a_callback_are_ebusy(void **state)
 {
     (void)state;
-    loop_t *l = new_virtual();
+    loop_t *l = new_virtual_loop(false);
     int rc[3] = {1, 1, 1};
     assert_int_equal(loop_call_soon(l, try_reentry, rc, NULL), 0);
     assert_int_equal(loop_run(l), 0);
@@ -297,6 +283,37 @@ static void test_every_code_has_a_message(void **state)
     }
 }
 
+static void test_strerror_gives_a_text_for_every_code(void **state)
+{
+    (void)state;
+    const int known[] = {-EINVAL, -EBADF, -ENOMEM, -EPERM, -EBUSY, -ENOENT};
+    const size_t n = sizeof known / sizeof known[0];
+    for (size_t i = 0; i < n; i++) {
+        const char *s = loop_strerror(known[i]);
+        assert_non_null(s);
+        assert_true(strlen(s) > 0);
+        /* Each documented code has its own message. */
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(s, loop_strerror(known[j]));
+    }
+    const int odd[] = {0, -EMFILE, -99999, 99999, EINVAL, INT_MIN, INT_MAX, -1};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        const char *s = loop_strerror(odd[i]);
+        assert_non_null(s);
+        assert_true(strlen(s) > 0);
+    }
+}
+
+static void test_version_matches_the_version_macros(void **state)
+{
+    (void)state;
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", LOOP_VERSION_MAJOR, LOOP_VERSION_MINOR,
+             LOOP_VERSION_PATCH);
+    assert_non_null(loop_version());
+    assert_string_equal(loop_version(), want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +326,8 @@ int main(void)
         cmocka_unit_test(test_other_entry_points_return_their_documented_codes),
         cmocka_unit_test(test_run_run_once_and_free_inside_a_callback_are_ebusy),
         cmocka_unit_test(test_every_code_has_a_message),
+        cmocka_unit_test(test_strerror_gives_a_text_for_every_code),
+        cmocka_unit_test(test_version_matches_the_version_macros),
     };
     alarm(120);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,66 +7,36 @@
  * Children report through their exit status: 0, or a set of bits naming
  * the checks that failed (cmocka's assertions are not used in a child).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "fdleak.h"
+#include "fixtures.h"
+#include "poster.h"
+#include "sockets.h"
+#include "watchdog.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "loop.h"
-#include "watchdog.h"
-
 /* ---- helpers ---------------------------------------------------------- */
 
-static loop_t *new_loop(void)
+/* The fds open now that were not in *before: how many, and in *not_cloexec
+ * one of them that is not close-on-exec (or -1).  No cmocka: children use it. */
+static int new_fds_all_cloexec(const struct fdlist *before, int *not_cloexec)
 {
-    loop_t *l = NULL;
-    assert_int_equal(loop_new(&l), 0);
-    return l;
-}
-
-static void count_cb(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (*(int *)arg)++;
-}
-
-static void drain_io(loop_t *loop, int fd, unsigned events, void *arg)
-{
-    (void)loop;
-    (void)events;
-    char buf[64];
-    if (read(fd, buf, sizeof(buf)) > 0)
-        (*(int *)arg)++;
-}
-
-/* Every fd open now that was not in *before is close-on-exec; returns how many. */
-static int new_fds_all_cloexec(const struct fd_snapshot *before, int *not_cloexec)
-{
-    struct fd_snapshot now;
-    fds_snapshot(&now);
-    int n = 0;
+    static int fds[FDLIST_MAX];
+    int n = fds_opened_since(before, fds, FDLIST_MAX);
     *not_cloexec = -1;
-    for (int fd = 0; fd < 1024; fd++) {
-        if (!now.open[fd] || before->open[fd])
-            continue;
-        n++;
-        int flags = fcntl(fd, F_GETFD);
+    for (int i = 0; i < n; i++) {
+        int flags = fcntl(fds[i], F_GETFD);
         if (flags == -1 || !(flags & FD_CLOEXEC))
-            *not_cloexec = fd;
+            *not_cloexec = fds[i];
     }
     return n;
 }
@@ -90,9 +60,9 @@ static int wait_child(pid_t pid)
 static void test_every_fd_the_loop_opens_is_close_on_exec(void **state)
 {
     (void)state;
-    struct fd_snapshot before;
-    fds_snapshot(&before);
-    loop_t *l = new_loop();
+    static struct fdlist before;
+    fdlist_take(&before);
+    loop_t *l = new_real_loop();
     int bad;
     int n = new_fds_all_cloexec(&before, &bad);
     assert_true(n >= 2); /* the epoll set and the eventfd at least */
@@ -103,7 +73,7 @@ static void test_every_fd_the_loop_opens_is_close_on_exec(void **state)
 
     /* Nothing the loop does later opens an fd without the flag. */
     int sv[2], runs = 0;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    make_socketpair(sv);
     assert_int_equal(loop_add_reader(l, sv[0], drain_io, &runs), 0);
     assert_int_equal(loop_add_signal(l, SIGUSR1, count_cb, &runs), 0);
     assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &runs), 0);
@@ -116,18 +86,17 @@ static void test_every_fd_the_loop_opens_is_close_on_exec(void **state)
         fail_msg("fd %d, opened by the loop, is not close-on-exec", bad);
 
     assert_int_equal(loop_remove_reader(l, sv[0]), 0);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(sv);
     assert_int_equal(loop_free(l), 0);
-    assert_int_equal(fds_added_since(&before), 0);
+    assert_same_fds(&before, "by a loop");
 }
 
 static void test_loop_fork_fds_are_close_on_exec_and_replace_the_inherited_ones(void **state)
 {
     (void)state;
-    struct fd_snapshot before;
-    fds_snapshot(&before);
-    loop_t *l = new_loop();
+    static struct fdlist before;
+    fdlist_take(&before);
+    loop_t *l = new_real_loop();
     int runs = 0;
     assert_int_equal(loop_add_signal(l, SIGUSR1, count_cb, &runs), 0);
     pid_t pid = fork();
@@ -142,13 +111,13 @@ static void test_loop_fork_fds_are_close_on_exec_and_replace_the_inherited_ones(
             status |= 2;
         if (bad >= 0)
             status |= 4;
-        if (loop_free(l) != 0 || fds_added_since(&before) != 0)
+        if (loop_free(l) != 0 || !fds_unchanged_since(&before))
             status |= 8;
         _exit(status);
     }
     assert_int_equal(wait_child(pid), 0);
     assert_int_equal(loop_free(l), 0);
-    assert_int_equal(fds_added_since(&before), 0);
+    assert_same_fds(&before, "by a loop");
 }
 
 /* ---- a child's loop and the parent's ---------------------------------- */
@@ -195,19 +164,6 @@ static void child_read_io(loop_t *loop, int fd, unsigned events, void *arg)
     child_done_check(loop, w);
 }
 
-struct child_poster {
-    loop_t *loop;
-    struct child_work *w;
-    int err;
-};
-
-static void *child_poster_main(void *arg)
-{
-    struct child_poster *p = arg;
-    p->err = loop_call_soon_threadsafe(p->loop, child_post_cb, p->w);
-    return NULL;
-}
-
 /*
  * The child: its own pipe, a timer, a threadsafe call and a signal on its
  * loop.  Status bits: 1 loop_fork, 2 dropping the parent's reader, 4 pipe,
@@ -236,14 +192,13 @@ static int child_main(loop_t *l, int parent_fd)
         status |= 32;
     if (write(p[1], "c", 1) != 1)
         status |= 4;
-    struct child_poster poster = {l, &w, -1};
-    pthread_t t;
-    if (pthread_create(&t, NULL, child_poster_main, &poster) != 0)
+    struct poster poster = {.loop = l, .fn = child_post_cb, .arg = &w};
+    if (poster_start(&poster) != 0)
         return status | 64;
     if (status == 0 && loop_run(l) != 0)
         status |= 64;
-    pthread_join(t, NULL);
-    if (poster.err || w.reads != 1 || w.timer_runs != 1 || w.posted_runs != 1 || w.signal_runs != 1)
+    if (poster_join(&poster) || w.reads != 1 || w.timer_runs != 1 || w.posted_runs != 1 ||
+        w.signal_runs != 1)
         status |= 128;
     loop_remove_reader(l, p[0]);
     close(p[0]);
@@ -260,10 +215,10 @@ struct parent_work {
 static void test_child_loop_works_after_loop_fork_and_parent_keeps_its_events(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     struct parent_work pw = {0};
     int p[2];
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    make_pipe(p);
     assert_int_equal(loop_add_reader(l, p[0], drain_io, &pw.reads), 0);
     assert_int_equal(loop_add_signal(l, SIGUSR1, count_cb, &pw.signal_runs), 0);
 
@@ -290,8 +245,7 @@ static void test_child_loop_works_after_loop_fork_and_parent_keeps_its_events(vo
     assert_int_equal(pw.posted_runs, 1);
 
     assert_int_equal(loop_remove_reader(l, p[0]), 0);
-    close(p[0]);
-    close(p[1]);
+    close_pair(p);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -300,10 +254,10 @@ static void test_parent_loop_keeps_its_events_while_a_forked_child_runs_its_own(
     (void)state;
     /* The child swaps the inherited reader for one of its own; the
      * parent's registration must not notice. */
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int p[2], go[2], reads = 0;
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+    make_pipe(p);
+    make_pipe(go);
     assert_int_equal(loop_add_reader(l, p[0], drain_io, &reads), 0);
     watchdog_start("a parent and a child loop side by side", 60);
     pid_t pid = fork();
@@ -346,7 +300,7 @@ static void test_parent_loop_keeps_its_events_while_a_forked_child_runs_its_own(
 static void test_threadsafe_calls_queued_at_the_fork_run_in_both_processes(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &runs), 0);
     assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &runs), 0);
@@ -410,9 +364,9 @@ static void forking_cb(loop_t *loop, void *arg)
 static void test_loop_fork_from_a_callback_lets_the_childs_run_go_on(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     struct forking f = {.pid = -1, .fork_result = -1};
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f.sv), 0);
+    make_socketpair(f.sv);
     assert_int_equal(loop_call_soon(l, forking_cb, &f, NULL), 0);
     watchdog_start("loop_fork from a callback", 60);
     int r = loop_run(l);
@@ -437,8 +391,7 @@ static void test_loop_fork_from_a_callback_lets_the_childs_run_go_on(void **stat
     assert_int_equal(wait_child(f.pid), 0);
     watchdog_stop();
     assert_int_equal(f.after_runs, 0); /* only the child scheduled them */
-    close(f.sv[0]);
-    close(f.sv[1]);
+    close_pair(f.sv);
     assert_int_equal(loop_free(l), 0);
 }
 
@@ -473,9 +426,9 @@ static void test_a_signal_pending_at_the_fork_is_left_to_the_parent(void **state
 static void test_a_failed_loop_fork_changes_nothing(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int fds[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    make_socketpair(fds);
     int reads = 0;
     assert_int_equal(loop_add_reader(l, fds[0], drain_io, &reads), 0);
     pid_t pid = fork();
@@ -505,8 +458,7 @@ static void test_a_failed_loop_fork_changes_nothing(void **state)
     assert_int_equal(reads, 1);
     assert_int_equal(loop_remove_reader(l, fds[0]), 0);
     assert_int_equal(loop_free(l), 0);
-    close(fds[0]);
-    close(fds[1]);
+    close_pair(fds);
 }
 
 static void test_loop_fork_with_null_is_einval(void **state)

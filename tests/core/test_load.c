@@ -19,100 +19,33 @@
  * Under valgrind every size is divided by 100: valgrind is there to find
  * memory errors, not to measure.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "counting_alloc.h"
+#include "fdleak.h"
+#include "internals.h"
+#include "realtime.h"
+#include "rng.h"
+#include "sockets.h"
 
-#include <cmocka.h>
-
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-#include "internal.h"
-#include "fdleak.h"
 
 static size_t scaled(size_t n)
 {
     return RUNNING_ON_VALGRIND ? n / 100 : n;
 }
 
-static void assert_valid(const loop_t *loop)
-{
-    const char *why = NULL;
-    if (loop__verify(loop, &why) != 0)
-        fail_msg("invariant broken: %s", why);
-}
-
 static uint64_t rng_state = 0x853c49e6748fea9bu;
 
 static uint64_t rnd(void)
 {
-    uint64_t x = (rng_state += 0x9e3779b97f4a7c15u);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
-    return x ^ (x >> 31);
+    return rng_next(&rng_state);
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+/* ---- a loop that counts its allocations (support/counting_alloc.h) --------------- */
 
-/* ---- a counting allocator ---------------------------------------------- */
-
-struct counter {
-    size_t live, peak; /* bytes */
-    size_t calls;      /* allocating or growing calls */
-};
-
-/* Each block carries its size in a 16-byte header. */
-static void *counting_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct counter *c = ctx;
-    size_t old = 0;
-    char *base = NULL;
-    if (ptr) {
-        base = (char *)ptr - 16;
-        memcpy(&old, base, sizeof(old));
-    }
-    if (size == 0) {
-        free(base);
-        c->live -= old;
-        return NULL;
-    }
-    char *p = realloc(base, size + 16);
-    if (!p)
-        return NULL;
-    memcpy(p, &size, sizeof(size));
-    c->calls++;
-    c->live = c->live - old + size;
-    if (c->live > c->peak)
-        c->peak = c->live;
-    return p + 16;
-}
-
-static loop_t *counted_loop(struct counter *c, enum loop_clock clock)
+static loop_t *counted_loop(struct counting_alloc *c, enum loop_clock clock)
 {
     loop_t *loop;
     loop_options o = {.clock = clock, .realloc = counting_realloc, .alloc_ctx = c};
@@ -212,12 +145,12 @@ static void test_million_timers_run_once_each_in_deadline_order(void **state)
             assert_int_equal(loop_cancel(loop, T.h[i]), 0);
         kept += T.plan[i] == KEEP;
     }
-    assert_valid(loop);
+    assert_loop_valid(loop);
 
     uint64_t t0 = mono_ns();
     assert_int_equal(loop_run(loop), 0);
     uint64_t t1 = mono_ns();
-    assert_valid(loop);
+    assert_loop_valid(loop);
     if (T.broken)
         fail_msg("%d violation(s); first: %s", T.broken, T.why);
     assert_int_equal(T.next_inside, T.ninside);
@@ -250,13 +183,13 @@ static void flat_cb(loop_t *loop, void *arg)
     soon_expected++;
 }
 
-static void chain_cb(loop_t *loop, void *arg)
+static void soon_chain_cb(loop_t *loop, void *arg)
 {
     size_t i = (size_t)(uintptr_t)arg;
     if (i != soon_expected)
         soon_bad++;
     soon_expected++;
-    if (i + 1 < soon_n && loop_call_soon(loop, chain_cb, (void *)(uintptr_t)(i + 1), NULL))
+    if (i + 1 < soon_n && loop_call_soon(loop, soon_chain_cb, (void *)(uintptr_t)(i + 1), NULL))
         soon_bad++;
 }
 
@@ -273,15 +206,15 @@ static void flat_burst(loop_t *loop, size_t n)
 static void test_ten_million_call_soon_flat_and_chained_are_fifo(void **state)
 {
     (void)state;
-    struct counter c = {0};
+    struct counting_alloc c = {0};
     size_t n = scaled(10000000);
     loop_t *loop = counted_loop(&c, LOOP_CLOCK_MONOTONIC);
-    size_t start = c.live;
+    size_t start = c.live_bytes;
 
     /* Chained: each callback queues the next; one entry is ever queued. */
     soon_n = n;
     soon_expected = soon_bad = 0;
-    assert_int_equal(loop_call_soon(loop, chain_cb, (void *)(uintptr_t)0, NULL), 0);
+    assert_int_equal(loop_call_soon(loop, soon_chain_cb, (void *)(uintptr_t)0, NULL), 0);
     size_t calls0 = c.calls;
     uint64_t t0 = mono_ns();
     assert_int_equal(loop_run(loop), 0);
@@ -289,22 +222,22 @@ static void test_ten_million_call_soon_flat_and_chained_are_fifo(void **state)
     assert_int_equal(soon_bad, 0);
     assert_int_equal(soon_expected, n);
     assert_int_equal(c.calls, calls0); /* the chain allocated nothing */
-    size_t after_chain = c.live;
+    size_t after_chain = c.live_bytes;
     assert_true(after_chain - start < 4096);
 
     /* Flat: all queued first, then run in order. */
     uint64_t t2 = mono_ns();
     flat_burst(loop, n);
     uint64_t t3 = mono_ns();
-    size_t retained = c.live, peak = c.peak;
-    assert_valid(loop);
+    size_t retained = c.live_bytes, peak = c.peak_bytes;
+    assert_loop_valid(loop);
     /* The burst drained: its ring was given back, memory is back to start. */
     assert_true(retained - start < 4096);
 
     /* The same burst again: memory never goes past the first burst's. */
     flat_burst(loop, n);
-    assert_int_equal(c.live, retained);
-    assert_int_equal(c.peak, peak);
+    assert_int_equal(c.live_bytes, retained);
+    assert_int_equal(c.peak_bytes, peak);
 
     printf("load: %zu call_soon chained in %.0f ms (%.1f ns each), flat in %.0f ms; "
            "memory: %zu bytes at start, %zu after the chain, %zu held after a flat burst "
@@ -312,14 +245,14 @@ static void test_ten_million_call_soon_flat_and_chained_are_fifo(void **state)
            n, (double)(t1 - t0) / 1e6, (double)(t1 - t0) / (double)n, (double)(t3 - t2) / 1e6,
            start, after_chain, retained, peak);
     assert_int_equal(loop_free(loop), 0);
-    assert_int_equal(c.live, 0);
+    assert_int_equal(c.live_bytes, 0);
 }
 
 /* With handles: every slot comes back, cancelled ones too. */
 static void test_million_call_soon_with_handles_leave_no_live_slot(void **state)
 {
     (void)state;
-    struct counter c = {0};
+    struct counting_alloc c = {0};
     size_t n = scaled(1000000);
     loop_t *loop = counted_loop(&c, LOOP_CLOCK_VIRTUAL);
     loop_handle *h = calloc(n, sizeof(*h));
@@ -328,19 +261,19 @@ static void test_million_call_soon_with_handles_leave_no_live_slot(void **state)
         soon_expected = soon_bad = 0;
         for (size_t i = 0; i < n; i++)
             assert_int_equal(loop_call_soon(loop, flat_cb, (void *)(uintptr_t)i, &h[i]), 0);
-        size_t calls = c.calls, peak = c.peak;
+        size_t calls = c.calls, peak = c.peak_bytes;
         assert_int_equal(loop_run(loop), 0);
         assert_int_equal(soon_bad, 0);
         assert_int_equal(soon_expected, n);
-        assert_int_equal(loop->slots.live, 0);
+        assert_int_equal(test_live_slots(loop), 0);
         assert_int_equal(c.calls, calls);
-        assert_int_equal(c.peak, peak);
+        assert_int_equal(c.peak_bytes, peak);
         for (size_t i = 0; i < n; i += 997)
             assert_int_equal(loop_cancel(loop, h[i]), -ENOENT);
     }
-    assert_valid(loop);
+    assert_loop_valid(loop);
     assert_int_equal(loop_free(loop), 0);
-    assert_int_equal(c.live, 0);
+    assert_int_equal(c.live_bytes, 0);
     free(h);
 }
 
@@ -358,7 +291,7 @@ static void test_ten_million_timers_scheduled_and_cancelled_keep_memory_flat(voi
     (void)state;
     enum { WINDOW = 1024 };
     static loop_handle h[WINDOW];
-    struct counter c = {0};
+    struct counting_alloc c = {0};
     size_t n = scaled(10000000);
     loop_t *loop = counted_loop(&c, LOOP_CLOCK_VIRTUAL);
     size_t peak_early = 0, calls_early = 0, early_at = n < 200000 ? n / 2 : 100000;
@@ -375,19 +308,19 @@ static void test_ten_million_timers_scheduled_and_cancelled_keep_memory_flat(voi
         if (i % 4096 == 0)
             assert_int_equal(loop_run_once(loop, 0), 0);
         if (i + 1 == early_at) {
-            peak_early = c.peak;
+            peak_early = c.peak_bytes;
             calls_early = c.calls;
         }
     }
     uint64_t t1 = mono_ns();
-    assert_valid(loop);
-    assert_int_equal(c.peak, peak_early);
+    assert_loop_valid(loop);
+    assert_int_equal(c.peak_bytes, peak_early);
     assert_int_equal(c.calls, calls_early);
     printf("load: %zu timers scheduled and cancelled (%d live at most) in %.0f ms; "
            "peak memory %zu bytes, the same as after the first %zu\n",
-           n, WINDOW, (double)(t1 - t0) / 1e6, c.peak, early_at);
+           n, WINDOW, (double)(t1 - t0) / 1e6, (size_t)c.peak_bytes, early_at);
     assert_int_equal(loop_free(loop), 0);
-    assert_int_equal(c.live, 0);
+    assert_int_equal(c.live_bytes, 0);
 }
 
 /* ---- 9,000 socketpairs ------------------------------------------------------ */
@@ -402,25 +335,6 @@ static void count_read(loop_t *loop, int fd, unsigned events, void *arg)
     if (events & LOOP_READABLE)
         served[fd]++;
     served_total++;
-}
-
-static int cmp_u64(const void *x, const void *y)
-{
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return a < b ? -1 : a > b;
-}
-
-static size_t raise_fd_limit(size_t want)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return 0;
-    if (rl.rlim_cur < want) {
-        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    return rl.rlim_cur;
 }
 
 static void test_nine_thousand_readable_socketpairs_are_all_served(void **state)
@@ -453,7 +367,7 @@ static void test_nine_thousand_readable_socketpairs_are_all_served(void **state)
     /* epoll hands out at most 512 events per wait and rotates its ready
      * list, so all are served in ceil(nfds / 512) iterations; allow three
      * times that. */
-    size_t rounds = (nfds + LOOP__MAX_EVENTS - 1) / LOOP__MAX_EVENTS;
+    size_t rounds = (nfds + test_max_events() - 1) / test_max_events();
     size_t iters = 0;
     for (; iters < 3 * rounds + 3; iters++) {
         assert_int_equal(loop_run_once(loop, 0), 0);
@@ -480,7 +394,7 @@ static void test_nine_thousand_readable_socketpairs_are_all_served(void **state)
     }
     assert_true(lo >= 9);      /* 10 more rounds: at least 9 services each */
     assert_true(hi - lo <= 3); /* and none far ahead of another */
-    assert_valid(loop);
+    assert_loop_valid(loop);
 
     /* Iteration cost against the largest fd: with every fd idle but one,
      * an iteration where the one ready fd is the highest number costs as
@@ -515,7 +429,7 @@ static void test_nine_thousand_readable_socketpairs_are_all_served(void **state)
     printf("load: %zu fds all readable: all served within %zu iterations (%zu batches of %d "
            "needed), then %u..%u services each over %zu more; one iteration with fd %d ready "
            "takes %.1f us (median), with fd %d ready %.1f us\n",
-           nfds, first_round, rounds, LOOP__MAX_EVENTS, lo, hi, 10 * rounds, low, (double)ml / 1e3,
+           nfds, first_round, rounds, test_max_events(), lo, hi, 10 * rounds, low, (double)ml / 1e3,
            high, (double)mh / 1e3);
     /* Generous: a scan of the fd table per iteration costs 50x or more. */
     if (!RUNNING_ON_VALGRIND)
@@ -527,7 +441,7 @@ static void test_nine_thousand_readable_socketpairs_are_all_served(void **state)
             close(sv[i][e]);
         }
     }
-    assert_valid(loop);
+    assert_loop_valid(loop);
     assert_int_equal(loop_free(loop), 0);
     free(sv);
     free(served);

@@ -3,34 +3,12 @@
  * ring is wrapped must keep the order), snapshot runs, and no allocation
  * once it has grown.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <stdlib.h>
 
-#include "ready_queue.h"
-
-static void assert_valid(const loop_t *loop)
-{
-    const char *why = NULL;
-    if (loop__verify(loop, &why) != 0)
-        fail_msg("invariant broken: %s", why);
-}
+#include "counting_alloc.h"
+#include "internals.h"
 
 static long next_expected, seen;
-
-/* Run the n oldest entries straight from the ring (all plain call_soon). */
-static void run_oldest(loop_t *loop, uint32_t n)
-{
-    while (n--) {
-        const struct loop__ready *e = loop__ready_pop(loop);
-        e->fn(loop, e->arg);
-    }
-}
 
 static void in_order(loop_t *loop, void *arg)
 {
@@ -54,51 +32,33 @@ static void test_ring_keeps_fifo_order_when_growing_while_wrapped(void **state)
         int more = rand() % 300;
         for (int i = 0; i < more; i++)
             assert_int_equal(loop_call_soon(loop, in_order, (void *)(intptr_t)pushed++, NULL), 0);
-        assert_valid(loop);
-        run_oldest(loop, (uint32_t)(rand() % (loop__ready_count(loop) + 1)));
-        assert_valid(loop);
+        assert_loop_valid(loop);
+        test_ready_run(loop, (uint32_t)(rand() % (test_ready_count(loop) + 1)));
+        assert_loop_valid(loop);
     }
-    run_oldest(loop, loop__ready_count(loop));
+    test_ready_run(loop, test_ready_count(loop));
     assert_int_equal(seen, pushed);
     assert_int_equal(loop_free(loop), 0);
 }
 
-static size_t allocations;
-
-static void *counting_realloc(void *ctx, void *ptr, size_t size)
-{
-    (void)ctx;
-    if (size)
-        allocations++;
-    if (!size) {
-        free(ptr);
-        return NULL;
-    }
-    return realloc(ptr, size);
-}
-
-static long chain_left;
-
-static void chain(loop_t *loop, void *arg)
-{
-    (void)arg;
-    if (--chain_left > 0)
-        assert_int_equal(loop_call_soon(loop, chain, NULL, NULL), 0);
-}
+/* The allocator of the steady-state tests: they count its calls. */
+static struct counting_alloc alloc;
 
 static void test_steady_call_soon_chain_allocates_nothing(void **state)
 {
     (void)state;
     loop_t *loop;
-    assert_int_equal(loop_new_with(&loop, &(loop_options){.realloc = counting_realloc}), 0);
-    chain_left = 1000;
-    assert_int_equal(loop_call_soon(loop, chain, NULL, NULL), 0);
+    alloc = (struct counting_alloc){0};
+    assert_int_equal(
+        loop_new_with(&loop, &(loop_options){.realloc = counting_realloc, .alloc_ctx = &alloc}), 0);
+    struct chain c = {.left = 1000};
+    assert_int_equal(loop_call_soon(loop, chain_cb, &c, NULL), 0);
     assert_int_equal(loop_run(loop), 0); /* warm: the ring has grown */
-    size_t warm = allocations;
-    chain_left = 100000;
-    assert_int_equal(loop_call_soon(loop, chain, NULL, NULL), 0);
+    long warm = alloc.calls;
+    c = (struct chain){.left = 100000};
+    assert_int_equal(loop_call_soon(loop, chain_cb, &c, NULL), 0);
     assert_int_equal(loop_run(loop), 0);
-    assert_int_equal(allocations, warm);
+    assert_int_equal(alloc.calls, warm);
     assert_int_equal(loop_free(loop), 0);
 }
 
@@ -116,25 +76,21 @@ static void test_steady_timer_chain_with_handles_allocates_nothing(void **state)
 {
     (void)state;
     loop_t *loop;
+    alloc = (struct counting_alloc){0};
     assert_int_equal(loop_new_with(&loop, &(loop_options){.realloc = counting_realloc,
+                                                          .alloc_ctx = &alloc,
                                                           .clock = LOOP_CLOCK_VIRTUAL}),
                      0);
     soon_with_handle_runs = 49000;
     assert_int_equal(loop_call_soon(loop, with_handle, NULL, NULL), 0);
     assert_int_equal(loop_run(loop), 0);
-    size_t warm = allocations;
+    long warm = alloc.calls;
     soon_with_handle_runs = 0;
     assert_int_equal(loop_call_soon(loop, with_handle, NULL, NULL), 0);
     assert_int_equal(loop_run(loop), 0);
     assert_int_equal(soon_with_handle_runs, 50000);
-    assert_int_equal(allocations, warm);
+    assert_int_equal(alloc.calls, warm);
     assert_int_equal(loop_free(loop), 0);
-}
-
-static void nop(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (void)arg;
 }
 
 static void test_a_drained_burst_gives_its_ring_back(void **state)
@@ -142,12 +98,12 @@ static void test_a_drained_burst_gives_its_ring_back(void **state)
     (void)state;
     loop_t *loop;
     assert_int_equal(loop_new(&loop), 0);
-    for (uint32_t i = 0; i < 4 * LOOP__RING_KEEP; i++)
-        assert_int_equal(loop_call_soon(loop, nop, NULL, NULL), 0);
-    assert_true(loop->ready.cap > LOOP__RING_KEEP);
+    for (uint32_t i = 0; i < 4 * test_ring_keep(); i++)
+        assert_int_equal(loop_call_soon(loop, nop_cb, NULL, NULL), 0);
+    assert_true(test_ring_capacity(loop) > test_ring_keep());
     assert_int_equal(loop_run(loop), 0);
-    assert_int_equal(loop->ready.cap, 0);
-    assert_valid(loop);
+    assert_int_equal(test_ring_capacity(loop), 0);
+    assert_loop_valid(loop);
     assert_int_equal(loop_free(loop), 0);
 }
 
@@ -156,11 +112,11 @@ static void test_a_ring_within_the_keep_size_is_kept(void **state)
     (void)state;
     loop_t *loop;
     assert_int_equal(loop_new(&loop), 0);
-    for (uint32_t i = 0; i < LOOP__RING_KEEP; i++)
-        assert_int_equal(loop_call_soon(loop, nop, NULL, NULL), 0);
-    uint32_t cap = loop->ready.cap;
+    for (uint32_t i = 0; i < test_ring_keep(); i++)
+        assert_int_equal(loop_call_soon(loop, nop_cb, NULL, NULL), 0);
+    uint32_t cap = test_ring_capacity(loop);
     assert_int_equal(loop_run(loop), 0);
-    assert_int_equal(loop->ready.cap, cap);
+    assert_int_equal(test_ring_capacity(loop), cap);
     assert_int_equal(loop_free(loop), 0);
 }
 

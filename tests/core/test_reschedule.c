@@ -2,28 +2,14 @@
  * loop_reschedule / loop_reschedule_at: a pending callback moves to a new
  * deadline and keeps its handle.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "internals.h"
 
 static char order[64];
 static int norder;
 static uint64_t ran_at[64];
-
-static void assert_valid(const loop_t *loop)
-{
-    const char *why = NULL;
-    if (loop__verify(loop, &why) != 0)
-        fail_msg("invariant broken: %s", why);
-}
 
 static void mark(loop_t *loop, void *arg)
 {
@@ -91,7 +77,7 @@ static void push_back_victim(loop_t *loop, void *arg)
 {
     (void)arg;
     assert_int_equal(loop_reschedule(loop, victim, 40), 0);
-    assert_valid(loop);
+    assert_loop_valid(loop);
 }
 
 static void test_rescheduling_a_queued_timer_drops_its_queued_run(void **state)
@@ -162,21 +148,78 @@ static void test_reschedule_rejects_stale_and_bad_arguments(void **state)
     assert_int_equal(loop_free(loop), 0);
 }
 
+/* The random test's timers: where each must run, and where it did. */
+enum { RANDOM_N = 500 };
+
+struct random_timer {
+    uint64_t when; /* the last deadline given */
+    uint64_t seq;  /* when that was given, among all (re)schedules */
+    loop_handle h;
+    int runs;
+    uint64_t ran_at;
+};
+
+static struct random_timer rt[RANDOM_N];
+static int rt_ran[RANDOM_N], rt_nran;
+
+static void random_timer_cb(loop_t *loop, void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    rt[i].runs++;
+    rt[i].ran_at = loop_now(loop);
+    if (rt_nran < RANDOM_N)
+        rt_ran[rt_nran] = i;
+    rt_nran++;
+}
+
+/* (deadline, last (re)schedule): the order the timers must run in. */
+static int by_deadline_then_seq(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    if (rt[x].when != rt[y].when)
+        return rt[x].when < rt[y].when ? -1 : 1;
+    return rt[x].seq < rt[y].seq ? -1 : rt[x].seq > rt[y].seq;
+}
+
 static void test_random_reschedules_keep_the_heap_valid(void **state)
 {
     (void)state;
-    enum { N = 500 };
-    loop_handle h[N];
     loop_t *loop = virtual_loop();
+    uint64_t seq = 0;
     srand(11);
-    for (int i = 0; i < N; i++)
-        assert_int_equal(loop_call_at(loop, (uint64_t)(rand() % 1000), mark, "x", &h[i]), 0);
-    for (int k = 0; k < 20000; k++) {
-        assert_int_equal(loop_reschedule_at(loop, h[rand() % N], (uint64_t)(rand() % 1000)), 0);
-        if (k % 97 == 0)
-            assert_valid(loop);
+    /* Few distinct deadlines, so that ties are common. */
+    for (int i = 0; i < RANDOM_N; i++) {
+        rt[i] = (struct random_timer){.when = (uint64_t)(rand() % 1000), .seq = seq++};
+        assert_int_equal(
+            loop_call_at(loop, rt[i].when, random_timer_cb, (void *)(intptr_t)i, &rt[i].h), 0);
     }
-    assert_valid(loop);
+    for (int k = 0; k < 20000; k++) {
+        int i = rand() % RANDOM_N;
+        rt[i].when = (uint64_t)(rand() % 1000);
+        rt[i].seq = seq++;
+        assert_int_equal(loop_reschedule_at(loop, rt[i].h, rt[i].when), 0);
+        if (k % 97 == 0)
+            assert_loop_valid(loop);
+    }
+    assert_loop_valid(loop);
+
+    /* Each runs once, at its last deadline, in (deadline, last reschedule)
+     * order: a rescheduled timer counts as scheduled when it was moved. */
+    rt_nran = 0;
+    assert_int_equal(loop_run(loop), 0);
+    assert_loop_valid(loop);
+    assert_int_equal(rt_nran, RANDOM_N);
+    int want[RANDOM_N];
+    for (int i = 0; i < RANDOM_N; i++) {
+        assert_int_equal(rt[i].runs, 1);
+        assert_int_equal(rt[i].ran_at, rt[i].when);
+        want[i] = i;
+    }
+    qsort(want, RANDOM_N, sizeof(want[0]), by_deadline_then_seq);
+    for (int k = 0; k < RANDOM_N; k++)
+        if (rt_ran[k] != want[k])
+            fail_msg("run %d was timer %d (due %" PRIu64 "), want timer %d (due %" PRIu64 ")", k,
+                     rt_ran[k], rt[rt_ran[k]].when, want[k], rt[want[k]].when);
     assert_int_equal(loop_free(loop), 0);
 }
 

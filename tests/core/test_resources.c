@@ -10,14 +10,11 @@
  *    /proc/self/fdinfo, and a program exec'd from a callback does not have
  *    them; the same after loop_fork() in a child.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "counting_alloc.h"
+#include "fdleak.h"
+#include "fixtures.h"
+#include "sockets.h"
 
-#include <cmocka.h>
-
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,47 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include "internal.h"
-#define FDLEAK_NO_SUITE_CHECK
-#include "fdleak.h"
-
-#define MAXFDS 1024
-
-/* fd sets live in static storage, not on the stack: valgrind cannot grow
- * the main stack across untouched pages while it delivers a signal, and
- * the tests raise signals. */
-
-struct fdset {
-    int fd[MAXFDS];
-    int n;
-};
-
-static void snapshot(struct fdset *s)
-{
-    s->n = list_fds(s->fd, MAXFDS);
-    assert_true(s->n >= 0);
-}
-
-static bool has(const struct fdset *s, int fd)
-{
-    return bsearch(&fd, s->fd, (size_t)s->n, sizeof(int), fdleak_cmp) != NULL;
-}
-
-static void assert_same_fds(const struct fdset *before, const char *when)
-{
-    static struct fdset now;
-    snapshot(&now);
-    for (int i = 0; i < now.n; i++)
-        if (!has(before, now.fd[i]))
-            fail_msg("fd %d leaked %s", now.fd[i], when);
-    for (int i = 0; i < before->n; i++)
-        if (!has(&now, before->fd[i]))
-            fail_msg("fd %d was closed %s, but it was not the loop's", before->fd[i], when);
-}
 
 /* O_CLOEXEC as /proc/self/fdinfo reports it (flags, in octal). */
 static bool cloexec(int fd)
@@ -86,28 +44,14 @@ static bool cloexec(int fd)
     return found && (flags & O_CLOEXEC) && (fcntl(fd, F_GETFD) & FD_CLOEXEC);
 }
 
-static void nop(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (void)arg;
-}
-
-static void nop_io(loop_t *loop, int fd, unsigned events, void *arg)
-{
-    (void)loop;
-    (void)fd;
-    (void)events;
-    (void)arg;
-}
-
 /* A loop with everything that may open an fd in use. */
 static void use_everything(loop_t *loop, int sock)
 {
     assert_int_equal(loop_add_reader(loop, sock, nop_io, NULL), 0);
     assert_int_equal(loop_add_writer(loop, sock, nop_io, NULL), 0);
-    assert_int_equal(loop_call_soon_threadsafe(loop, nop, NULL), 0);
-    assert_int_equal(loop_add_signal(loop, SIGUSR2, nop, NULL), 0);
-    assert_int_equal(loop_call_later(loop, 1000, nop, NULL, NULL), 0);
+    assert_int_equal(loop_call_soon_threadsafe(loop, nop_cb, NULL), 0);
+    assert_int_equal(loop_add_signal(loop, SIGUSR2, nop_cb, NULL), 0);
+    assert_int_equal(loop_call_later(loop, 1000, nop_cb, NULL, NULL), 0);
     assert_int_equal(loop_run_once(loop, 0), 0);
     raise(SIGUSR2);
     assert_int_equal(loop_run_once(loop, 0), 0);
@@ -117,9 +61,9 @@ static void test_loops_created_and_freed_leak_no_fd(void **state)
 {
     (void)state;
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    static struct fdset before;
-    snapshot(&before);
+    make_socketpair(sv);
+    static struct fdlist before;
+    fdlist_take(&before);
     for (int i = 0; i < 300; i++) {
         loop_t *loop;
         assert_int_equal(loop_new_with(&loop, &(loop_options){.clock = (enum loop_clock)(i % 2)}),
@@ -140,70 +84,45 @@ static void test_loops_created_and_freed_leak_no_fd(void **state)
     assert_same_fds(&before, "by 300 loops created and freed");
     /* The user's fds are the user's: never closed by the loop. */
     assert_true(fcntl(sv[0], F_GETFD) >= 0);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(sv);
 }
 
 /* ---- failures half-way through loop_new ------------------------------------ */
 
-struct failing {
-    int countdown; /* allocations left before they fail; -1: never */
-    long live;
-};
-
-static void *failing_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct failing *f = ctx;
-    if (size == 0) {
-        if (ptr)
-            f->live--;
-        free(ptr);
-        return NULL;
-    }
-    if (f->countdown == 0)
-        return NULL;
-    if (f->countdown > 0)
-        f->countdown--;
-    void *p = realloc(ptr, size);
-    if (p && !ptr)
-        f->live++;
-    return p;
-}
-
 static void test_failed_loop_new_leaks_nothing(void **state)
 {
     (void)state;
-    static struct fdset before;
-    snapshot(&before);
+    static struct fdlist before;
+    fdlist_take(&before);
     int failures = 0;
     for (int k = 0; k < 64; k++) {
-        struct failing f = {.countdown = k};
-        loop_options o = {.realloc = failing_realloc, .alloc_ctx = &f};
+        struct counting_alloc f = {0};
+        counting_alloc_fail_after(&f, k);
+        loop_options o = {.realloc = counting_realloc, .alloc_ctx = &f};
         loop_t *loop = (loop_t *)&f; /* must be overwritten */
         int err = loop_new_with(&loop, &o);
         if (err) {
             assert_int_equal(err, -ENOMEM);
             assert_null(loop);
-            assert_int_equal(f.live, 0);
+            assert_int_equal(f.live_blocks, 0);
             failures++;
             continue;
         }
         /* It got all it needed: now use it with allocations failing. */
-        f.countdown = 0;
+        counting_alloc_fail_after(&f, 0);
         int sv[2];
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        make_socketpair(sv);
         int r = loop_add_reader(loop, sv[0], nop_io, NULL);
         assert_true(r == 0 || r == -ENOMEM);
-        r = loop_call_soon_threadsafe(loop, nop, NULL);
+        r = loop_call_soon_threadsafe(loop, nop_cb, NULL);
         assert_true(r == 0 || r == -ENOMEM);
-        r = loop_call_later(loop, 5, nop, NULL, NULL);
+        r = loop_call_later(loop, 5, nop_cb, NULL, NULL);
         assert_true(r == 0 || r == -ENOMEM);
-        f.countdown = -1;
+        counting_alloc_never_fail(&f);
         loop_remove_reader(loop, sv[0]);
         assert_int_equal(loop_free(loop), 0);
-        assert_int_equal(f.live, 0);
-        close(sv[0]);
-        close(sv[1]);
+        assert_int_equal(f.live_blocks, 0);
+        close_pair(sv);
         break;
     }
     assert_true(failures >= 1);
@@ -224,8 +143,8 @@ static void test_loop_new_out_of_fds_leaks_nothing(void **state)
     (void)state;
     struct rlimit saved;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
-    static struct fdset before;
-    snapshot(&before);
+    static struct fdlist before;
+    fdlist_take(&before);
     /* Allow exactly k more fds for k = 0, 1, 2, ...: each of the loop's
      * fds in turn is the one that fails. */
     int first_ok = -1;
@@ -258,18 +177,6 @@ static void test_loop_new_out_of_fds_leaks_nothing(void **state)
 
 /* ---- close-on-exec -------------------------------------------------------------- */
 
-/* The fds a loop opened: those in `after` but not in `before`. */
-static int new_fds(const struct fdset *before, int *out, int max)
-{
-    static struct fdset after;
-    snapshot(&after);
-    int n = 0;
-    for (int i = 0; i < after.n; i++)
-        if (!has(before, after.fd[i]) && n < max)
-            out[n++] = after.fd[i];
-    return n;
-}
-
 /* Exec a shell that fails if any of fds[] is open in it. */
 static int exec_sees_none(const int *fds, int n)
 {
@@ -293,14 +200,14 @@ static void test_every_fd_of_the_loop_is_close_on_exec(void **state)
 {
     (void)state;
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    static struct fdset before;
-    snapshot(&before);
+    make_socketpair(sv);
+    static struct fdlist before;
+    fdlist_take(&before);
     loop_t *loop;
     assert_int_equal(loop_new(&loop), 0);
     use_everything(loop, sv[0]);
     int fds[16];
-    int n = new_fds(&before, fds, 16);
+    int n = fds_opened_since(&before, fds, 16);
     assert_true(n >= 1);
     bool has_epfd = false;
     for (int i = 0; i < n; i++) {
@@ -318,22 +225,22 @@ static void test_every_fd_of_the_loop_is_close_on_exec(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        static struct fdset pre;
-        pre.n = list_fds(pre.fd, MAXFDS);
+        static struct fdlist pre;
+        fdlist_take(&pre);
         if (loop_fork(loop) != 0)
             _exit(2);
         int cfds[16];
         int m = 0;
-        static struct fdset post;
-        post.n = list_fds(post.fd, MAXFDS);
+        static struct fdlist post;
+        fdlist_take(&post);
         for (int i = 0; i < post.n; i++)
-            if (!has(&pre, post.fd[i]) && m < 16)
+            if (!fdlist_has(&pre, post.fd[i]) && m < 16)
                 cfds[m++] = post.fd[i];
         for (int i = 0; i < m; i++)
             if (!cloexec(cfds[i]))
                 _exit(3);
         for (int i = 0; i < post.n; i++) /* the loop's fds, whatever their number */
-            if (!has(&before, post.fd[i]) && !cloexec(post.fd[i]))
+            if (!fdlist_has(&before, post.fd[i]) && !cloexec(post.fd[i]))
                 _exit(4);
         if (post.n > pre.n)
             _exit(5); /* the replaced fds were closed, not leaked */
@@ -341,10 +248,10 @@ static void test_every_fd_of_the_loop_is_close_on_exec(void **state)
             _exit(6);
         if (loop_free(loop) != 0)
             _exit(7);
-        static struct fdset end;
-        end.n = list_fds(end.fd, MAXFDS);
+        static struct fdlist end;
+        fdlist_take(&end);
         for (int i = 0; i < end.n; i++)
-            if (!has(&before, end.fd[i])) {
+            if (!fdlist_has(&before, end.fd[i])) {
                 char link[64], target[256] = "?";
                 snprintf(link, sizeof(link), "/proc/self/fd/%d", end.fd[i]);
                 ssize_t len = readlink(link, target, sizeof(target) - 1);
@@ -353,7 +260,7 @@ static void test_every_fd_of_the_loop_is_close_on_exec(void **state)
                 _exit(8);
             }
         for (int i = 0; i < before.n; i++)
-            if (!has(&end, before.fd[i])) {
+            if (!fdlist_has(&end, before.fd[i])) {
                 fprintf(stderr, "child: fd %d, open before the loop, was closed\n", before.fd[i]);
                 _exit(9);
             }
@@ -367,26 +274,7 @@ static void test_every_fd_of_the_loop_is_close_on_exec(void **state)
 
     assert_int_equal(loop_free(loop), 0);
     assert_same_fds(&before, "by a loop that used every feature");
-    close(sv[0]);
-    close(sv[1]);
-}
-
-/* ---- fd leak check around the suite ------------------------------------ */
-
-static struct fdset suite_fds;
-
-static int snapshot_fds(void **state)
-{
-    (void)state;
-    suite_fds.n = list_fds(suite_fds.fd, MAXFDS);
-    return suite_fds.n < 0 ? -1 : 0;
-}
-
-/* Last in the suite: every fd open now was open before the first test. */
-static void test_the_suite_leaked_no_fd(void **state)
-{
-    (void)state;
-    assert_same_fds(&suite_fds, "by this suite");
+    close_pair(sv);
 }
 
 int main(void)

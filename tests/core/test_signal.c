@@ -6,50 +6,18 @@
  * loop_free() restore the previous disposition; deliveries between two
  * iterations coalesce into one run; a signal wakes a blocked loop.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "fixtures.h"
+#include "sockets.h"
+#include "watchdog.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "loop.h"
-#include "watchdog.h"
-
 /* ---- helpers ---------------------------------------------------------- */
-
-static loop_t *new_loop(void)
-{
-    loop_t *l = NULL;
-    assert_int_equal(loop_new(&l), 0);
-    return l;
-}
-
-static loop_t *new_strict_loop(void)
-{
-    loop_t *l = NULL;
-    assert_int_equal(loop_new_with(&l, &(loop_options){.strict_poll = true}), 0);
-    return l;
-}
-
-static void count_cb(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (*(int *)arg)++;
-}
-
-static void stop_cb(loop_t *loop, void *arg)
-{
-    (*(int *)arg)++;
-    loop_stop(loop);
-}
 
 /* What one run of a signal callback saw. */
 struct seen {
@@ -120,7 +88,7 @@ static void own_handler(int signo)
 static void test_bad_numbers_sigkill_sigstop_and_fault_signals_are_einval(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     const int bad[] = {0,       -1,      -SIGUSR1, NSIG,   65,     1000,
                        SIGKILL, SIGSTOP, SIGSEGV,  SIGBUS, SIGFPE, SIGILL};
@@ -143,7 +111,7 @@ static void test_bad_numbers_sigkill_sigstop_and_fault_signals_are_einval(void *
 static void test_null_loop_or_fn_is_einval(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     assert_int_equal(loop_add_signal(NULL, SIGUSR1, count_cb, &runs), -EINVAL);
     assert_int_equal(loop_add_signal(l, SIGUSR1, NULL, &runs), -EINVAL);
@@ -154,7 +122,7 @@ static void test_null_loop_or_fn_is_einval(void **state)
 static void test_removing_a_signal_not_handled_is_enoent_and_a_bad_number_einval(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     assert_int_equal(loop_remove_signal(l, SIGUSR1), -ENOENT);
     assert_int_equal(loop_remove_signal(l, 0), -EINVAL);
@@ -171,7 +139,7 @@ static void test_removing_a_signal_not_handled_is_enoent_and_a_bad_number_einval
 static void test_a_signal_owned_by_another_loop_is_ebusy_until_released(void **state)
 {
     (void)state;
-    loop_t *a = new_loop(), *b = new_loop();
+    loop_t *a = new_real_loop(), *b = new_real_loop();
     int runs_a = 0, runs_b = 0;
     assert_int_equal(loop_add_signal(a, SIGUSR1, count_cb, &runs_a), 0);
     assert_int_equal(loop_add_signal(b, SIGUSR1, count_cb, &runs_b), -EBUSY);
@@ -215,7 +183,7 @@ static void test_remove_restores_the_previous_disposition(void **state)
     struct sigaction installed;
     query(SIGUSR1, &installed);
 
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     assert_int_equal(loop_add_signal(l, SIGUSR1, count_cb, &runs), 0);
     query(SIGUSR1, &during);
@@ -259,7 +227,7 @@ static void test_free_restores_the_previous_disposition_of_every_signal(void **s
     for (int i = 0; i < N; i++)
         query(sigs[i], &before[i]);
 
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     for (int i = 0; i < N; i++)
         assert_int_equal(loop_add_signal(l, sigs[i], count_cb, &runs), 0);
@@ -277,7 +245,7 @@ static void test_free_restores_the_previous_disposition_of_every_signal(void **s
 static void test_callback_runs_on_the_loop_thread_outside_signal_context(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     struct seen s = {.signo = SIGUSR1};
     assert_int_equal(loop_add_signal(l, SIGUSR1, seen_cb, &s), 0);
     raise(SIGUSR1); /* its handler has run when raise returns */
@@ -313,7 +281,7 @@ static void *sender_main(void *arg)
 
 static void run_until_signalled(int to_self, bool masked_here, const char *what)
 {
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     struct seen s = {.signo = SIGUSR1, .stop = 1};
     /* The signal alone keeps the loop alive: no ref, no timer, no fd. */
     assert_int_equal(loop_add_signal(l, SIGUSR1, seen_cb, &s), 0);
@@ -363,7 +331,7 @@ static void test_signal_blocked_in_the_loop_thread_is_still_handled(void **state
 static void test_deliveries_between_two_iterations_coalesce_into_one_run(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     assert_int_equal(loop_add_signal(l, SIGUSR1, count_cb, &runs), 0);
     for (int i = 0; i < 5; i++)
@@ -386,7 +354,7 @@ static void test_deliveries_between_two_iterations_coalesce_into_one_run(void **
 static void test_readding_on_the_same_loop_replaces_fn_and_arg(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int first = 0, second = 0;
     assert_int_equal(loop_add_signal(l, SIGUSR1, count_cb, &first), 0);
     assert_int_equal(loop_add_signal(l, SIGUSR1, stop_cb, &second), 0);
@@ -430,7 +398,7 @@ static void readd_cb(loop_t *loop, void *arg)
 static void test_readding_a_signal_keeps_a_run_already_queued(void **state)
 {
     (void)state;
-    loop_t *l = new_strict_loop();
+    loop_t *l = new_loop_with((loop_options){.strict_poll = true});
     struct readd_ctx c = {0, 0};
     assert_int_equal(loop_add_signal(l, SIGUSR1, first_cb, &c), 0);
     assert_int_equal(loop_call_soon(l, raise_cb, NULL, NULL), 0);
@@ -476,7 +444,8 @@ static void sig_count_cb(loop_t *loop, void *arg)
 static void test_remove_drops_a_run_already_queued(void **state)
 {
     (void)state;
-    loop_t *l = new_strict_loop(); /* every iteration polls, so collects the signal */
+    /* Strict: every iteration polls, so collects the signal. */
+    loop_t *l = new_loop_with((loop_options){.strict_poll = true});
     struct remove_ctx c = {0, -1};
     struct sigaction before;
     query(SIGUSR1, &before);
@@ -503,7 +472,7 @@ static void remove_self_cb(loop_t *loop, void *arg)
 static void test_a_callback_may_remove_its_own_signal_and_the_loop_then_ends(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     assert_int_equal(loop_add_signal(l, SIGUSR2, remove_self_cb, &runs), 0);
     raise(SIGUSR2);
@@ -526,7 +495,7 @@ static void raise_again_cb(loop_t *loop, void *arg)
 static void test_a_signal_arriving_during_its_callback_runs_it_again_later(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     assert_int_equal(loop_add_signal(l, SIGUSR1, raise_again_cb, &runs), 0);
     raise(SIGUSR1);
@@ -571,7 +540,7 @@ static void test_two_loops_in_two_threads_each_run_their_own_signal(void **state
                                {.signo = SIGUSR2, .ready = &ready}};
     pthread_t th[2];
     for (int i = 0; i < 2; i++) {
-        t[i].loop = new_loop();
+        t[i].loop = new_real_loop();
         assert_int_equal(pthread_create(&th[i], NULL, thread_loop_main, &t[i]), 0);
     }
     pthread_barrier_wait(&ready);
@@ -595,26 +564,18 @@ static void test_two_loops_in_two_threads_each_run_their_own_signal(void **state
     pthread_barrier_destroy(&ready);
 }
 
-static bool loop_fd_readable(loop_t *l)
-{
-    struct pollfd p = {.fd = loop_fd(l), .events = POLLIN};
-    int n = poll(&p, 1, 0);
-    assert_true(n >= 0);
-    return n == 1 && (p.revents & POLLIN);
-}
-
 static void test_loop_fd_is_readable_after_a_signal_arrives(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     assert_int_equal(loop_add_signal(l, SIGUSR1, count_cb, &runs), 0);
-    assert_false(loop_fd_readable(l));
+    assert_false(fd_readable(loop_fd(l)));
     raise(SIGUSR1);
-    assert_true(loop_fd_readable(l));
+    assert_true(fd_readable(loop_fd(l)));
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(runs, 1);
-    assert_false(loop_fd_readable(l));
+    assert_false(fd_readable(loop_fd(l)));
     assert_int_equal(loop_free(l), 0);
 }
 

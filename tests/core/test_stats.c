@@ -7,58 +7,17 @@
  * Durations are checked from below only: a callback that spins for 20 ms
  * of CLOCK_MONOTONIC ran at least that long however loaded the machine is.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
-#include <errno.h>
-#include <inttypes.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "loop.h"
+#include "fixtures.h"
+#include "realtime.h"
+#include "sockets.h"
 #include "watchdog.h"
 
-#define assert_u64_eq(a, b)                                                                        \
-    do {                                                                                           \
-        uint64_t a_ = (a), b_ = (b);                                                               \
-        if (a_ != b_)                                                                              \
-            fail_msg("%s = %" PRIu64 " != %s = %" PRIu64, #a, a_, #b, b_);                         \
-    } while (0)
-
-#define assert_u64_ge(a, b)                                                                        \
-    do {                                                                                           \
-        uint64_t a_ = (a), b_ = (b);                                                               \
-        if (!(a_ >= b_))                                                                           \
-            fail_msg("%s = %" PRIu64 " < %s = %" PRIu64, #a, a_, #b, b_);                          \
-    } while (0)
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void spin_ns(uint64_t ns)
-{
-    uint64_t start = mono_ns();
-    while (mono_ns() - start < ns) {
-    }
-}
-
-static loop_t *new_loop_with(loop_options o)
-{
-    loop_t *l = NULL;
-    assert_int_equal(loop_new_with(&l, &o), 0);
-    return l;
-}
 
 static loop_stats_t stats_of(loop_t *l)
 {
@@ -66,12 +25,6 @@ static loop_stats_t stats_of(loop_t *l)
     memset(&st, 0xa5, sizeof(st));
     assert_int_equal(loop_stats(l, &st), 0);
     return st;
-}
-
-static void count_cb(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (*(int *)arg)++;
 }
 
 /* Drain one byte and count. */
@@ -115,7 +68,7 @@ static void test_counters_count_iterations_polls_callbacks_and_fd_events(void **
     (void)state;
     loop_t *l = new_loop_with((loop_options){.clock = LOOP_CLOCK_VIRTUAL, .strict_poll = true});
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    make_socketpair(sv);
     int runs = 0, reads = 0;
     assert_int_equal(loop_add_reader(l, sv[0], read_one_io, &reads), 0);
     for (int i = 0; i < 3; i++)
@@ -142,7 +95,7 @@ static void test_counters_count_iterations_polls_callbacks_and_fd_events(void **
 
     /* Two fds ready at once: two events. */
     int sv2[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2), 0);
+    make_socketpair(sv2);
     assert_int_equal(loop_add_reader(l, sv2[0], read_one_io, &reads), 0);
     assert_int_equal(write(sv[1], "y", 1), 1);
     assert_int_equal(write(sv2[1], "z", 1), 1);
@@ -154,18 +107,9 @@ static void test_counters_count_iterations_polls_callbacks_and_fd_events(void **
 
     assert_int_equal(loop_remove_reader(l, sv[0]), 0);
     assert_int_equal(loop_remove_reader(l, sv2[0]), 0);
-    for (int i = 0; i < 2; i++) {
-        close(sv[i]);
-        close(sv2[i]);
-    }
+    close_pair(sv);
+    close_pair(sv2);
     assert_int_equal(loop_free(l), 0);
-}
-
-static void chain_cb(loop_t *loop, void *arg)
-{
-    int *left = arg;
-    if (--*left > 0)
-        assert_int_equal(loop_call_soon(loop, chain_cb, left, NULL), 0);
 }
 
 static void test_iterations_that_skip_their_poll_count_as_iterations_not_polls(void **state)
@@ -173,10 +117,10 @@ static void test_iterations_that_skip_their_poll_count_as_iterations_not_polls(v
     (void)state;
     /* Not strict: a call_soon chain skips most zero-timeout polls. */
     loop_t *l = new_loop_with((loop_options){.clock = LOOP_CLOCK_VIRTUAL, .poll_interval = 16});
-    int left = 200;
-    assert_int_equal(loop_call_soon(l, chain_cb, &left, NULL), 0);
+    struct chain c = {.left = 200};
+    assert_int_equal(loop_call_soon(l, chain_cb, &c, NULL), 0);
     assert_int_equal(loop_run(l), 0);
-    assert_int_equal(left, 0);
+    assert_int_equal(c.ran, 200);
     loop_stats_t st = stats_of(l);
     assert_u64_eq(st.iterations, 200);
     assert_u64_eq(st.callbacks, 200);
@@ -186,8 +130,8 @@ static void test_iterations_that_skip_their_poll_count_as_iterations_not_polls(v
 
     /* Strict: every iteration polls. */
     l = new_loop_with((loop_options){.clock = LOOP_CLOCK_VIRTUAL, .strict_poll = true});
-    left = 200;
-    assert_int_equal(loop_call_soon(l, chain_cb, &left, NULL), 0);
+    c = (struct chain){.left = 200};
+    assert_int_equal(loop_call_soon(l, chain_cb, &c, NULL), 0);
     assert_int_equal(loop_run(l), 0);
     st = stats_of(l);
     assert_u64_eq(st.iterations, 200);
@@ -334,8 +278,9 @@ static void test_hooks_run_in_every_iteration_even_those_that_skip_their_poll(vo
     struct hooks h = {.order_ok = 1};
     assert_int_equal(loop_on_before_poll(l, before_hook, &h), 0);
     assert_int_equal(loop_on_after_poll(l, after_hook, &h), 0);
-    int left = 100, runs = 0;
-    assert_int_equal(loop_call_soon(l, chain_cb, &left, NULL), 0);
+    struct chain c = {.left = 100};
+    int runs = 0;
+    assert_int_equal(loop_call_soon(l, chain_cb, &c, NULL), 0);
     assert_int_equal(loop_call_later(l, LOOP_MS(5), count_cb, &runs, NULL), 0);
     assert_int_equal(loop_run(l), 0);
     loop_stats_t st = stats_of(l);
@@ -428,7 +373,7 @@ static void test_slow_fd_handler_is_reported_with_its_io_fn_and_fd(void **state)
     struct slow_log log = {0};
     uint64_t spin = LOOP_MS(20);
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    make_socketpair(sv);
     assert_int_equal(loop_set_slow_callback(l, LOOP_MS(10), slow_report, &log), 0);
     assert_int_equal(loop_add_reader(l, sv[0], spin_io, &spin), 0);
     assert_int_equal(write(sv[1], "x", 1), 1);
@@ -440,8 +385,7 @@ static void test_slow_fd_handler_is_reported_with_its_io_fn_and_fd(void **state)
     assert_int_equal(log.info[0].fd, sv[0]);
     assert_u64_ge(log.info[0].ns, spin);
     assert_int_equal(loop_remove_reader(l, sv[0]), 0);
-    close(sv[0]);
-    close(sv[1]);
+    close_pair(sv);
     assert_int_equal(loop_free(l), 0);
 }
 

@@ -9,26 +9,20 @@
  * under ThreadSanitizer).  LOOP_TEST_THREADSAFE_CALLS=N sets the number per
  * thread, for slower machines and tools; the rules checked do not change.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "counting_alloc.h"
+#include "internals.h"
+#include "poster.h"
+#include "record.h"
+#include "watchdog.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "internal.h"
-#include "loop.h"
-#include "watchdog.h"
 
 #define NTHREADS 8
 #define DEFAULT_CALLS 1000000u
@@ -48,25 +42,6 @@ static unsigned calls_per_thread(void)
     return (unsigned)v;
 }
 
-static loop_t *new_loop(void)
-{
-    loop_t *l = NULL;
-    assert_int_equal(loop_new(&l), 0);
-    return l;
-}
-
-static void count_cb(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (*(int *)arg)++;
-}
-
-static void stop_cb(loop_t *loop, void *arg)
-{
-    (void)arg;
-    loop_stop(loop);
-}
-
 /* ---- the stress test: exact counts, per-thread order -------------------- */
 
 struct stress {
@@ -83,7 +58,7 @@ struct stress {
     int post_errors[NTHREADS];
 };
 
-struct poster {
+struct stress_poster {
     struct stress *s;
     unsigned id;
 };
@@ -109,9 +84,9 @@ static void stress_cb(loop_t *loop, void *arg)
         loop_stop(loop);
 }
 
-static void *poster_main(void *arg)
+static void *stress_poster_main(void *arg)
 {
-    struct poster *p = arg;
+    struct stress_poster *p = arg;
     struct stress *s = p->s;
     pthread_barrier_wait(&s->start);
     for (uintptr_t seq = 0; seq < s->calls; seq++) {
@@ -128,17 +103,17 @@ static void test_calls_from_8_threads_each_run_once_in_per_thread_order(void **s
     struct stress *s = calloc(1, sizeof(*s));
     assert_non_null(s);
     stress = s;
-    s->loop = new_loop();
+    s->loop = new_real_loop();
     s->calls = calls_per_thread();
     s->loop_thread = pthread_self();
     assert_true((uint64_t)s->calls * NTHREADS < UINTPTR_MAX / 2);
     assert_int_equal(pthread_barrier_init(&s->start, NULL, NTHREADS + 1), 0);
 
     pthread_t threads[NTHREADS];
-    struct poster posters[NTHREADS];
+    struct stress_poster posters[NTHREADS];
     for (unsigned i = 0; i < NTHREADS; i++) {
-        posters[i] = (struct poster){s, i};
-        assert_int_equal(pthread_create(&threads[i], NULL, poster_main, &posters[i]), 0);
+        posters[i] = (struct stress_poster){s, i};
+        assert_int_equal(pthread_create(&threads[i], NULL, stress_poster_main, &posters[i]), 0);
     }
     watchdog_start("8 posting threads", WATCHDOG_SECONDS);
     loop_ref(s->loop); /* the posters may not have posted anything yet */
@@ -178,36 +153,18 @@ static void test_calls_from_8_threads_each_run_once_in_per_thread_order(void **s
 
 /* ---- waking a blocked loop ------------------------------------------------ */
 
-struct waker {
-    loop_t *loop;
-    pid_t loop_tid;
-    loop_fn *fn;
-    void *arg;
-    int err;
-};
-
-/* Wait until the loop thread sleeps in its poll, then post one call. */
-static void *waker_main(void *arg)
-{
-    struct waker *w = arg;
-    wait_until_blocked(w->loop_tid);
-    w->err = loop_call_soon_threadsafe(w->loop, w->fn, w->arg);
-    return NULL;
-}
-
 static void test_stop_posted_from_another_thread_wakes_a_blocked_loop(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     loop_ref(l); /* nothing else to do: without a wake-up, the loop sleeps forever */
-    struct waker w = {l, test_gettid(), stop_cb, NULL, -1};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, waker_main, &w), 0);
+    /* Posted only once the loop sleeps in its poll: the post must wake it. */
+    struct poster p = {.loop = l, .fn = stop_cb, .wait_for = test_gettid()};
+    assert_int_equal(poster_start(&p), 0);
     watchdog_start("loop_stop posted while the loop was blocked", 60);
     assert_int_equal(loop_run(l), 0);
     watchdog_stop();
-    assert_int_equal(pthread_join(t, NULL), 0);
-    assert_int_equal(w.err, 0);
+    assert_int_equal(poster_join(&p), 0);
 
     loop_stats_t st;
     assert_int_equal(loop_stats(l, &st), 0);
@@ -242,7 +199,7 @@ static void *post_stop_when_spinning(void *arg)
 static void test_stop_posted_from_another_thread_ends_a_busy_loop(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     uint64_t spins = 0;
     assert_int_equal(loop_call_soon(l, spin_cb, &spins, NULL), 0);
     struct poster_once p = {l, &spins, -1};
@@ -262,7 +219,7 @@ static void test_stop_posted_from_another_thread_ends_a_busy_loop(void **state)
 static uint64_t read_counter(loop_t *l)
 {
     uint64_t v = 0;
-    ssize_t n = read(l->wakeup.fd, &v, sizeof(v));
+    ssize_t n = read(test_wakefd(l), &v, sizeof(v));
     if (n != (ssize_t)sizeof(v))
         return 0; /* EAGAIN: the counter is 0 */
     return v;
@@ -271,7 +228,7 @@ static uint64_t read_counter(loop_t *l)
 static void test_eventfd_is_written_once_when_the_queue_becomes_non_empty(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     for (int i = 0; i < 1000; i++)
         assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &runs), 0);
@@ -279,7 +236,7 @@ static void test_eventfd_is_written_once_when_the_queue_becomes_non_empty(void *
 
     /* Put the wake-up back, and let the loop take the calls. */
     uint64_t one = 1;
-    assert_int_equal(write(l->wakeup.fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    assert_int_equal(write(test_wakefd(l), &one, sizeof(one)), (ssize_t)sizeof(one));
     assert_int_equal(loop_run(l), 0);
     assert_int_equal(runs, 1000);
 
@@ -288,7 +245,7 @@ static void test_eventfd_is_written_once_when_the_queue_becomes_non_empty(void *
     assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &runs), 0);
     assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &runs), 0);
     assert_int_equal(read_counter(l), 1);
-    assert_int_equal(write(l->wakeup.fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    assert_int_equal(write(test_wakefd(l), &one, sizeof(one)), (ssize_t)sizeof(one));
     assert_int_equal(loop_run(l), 0);
     assert_int_equal(runs, 1002);
     assert_int_equal(loop_free(l), 0);
@@ -297,13 +254,13 @@ static void test_eventfd_is_written_once_when_the_queue_becomes_non_empty(void *
 static void test_full_eventfd_counter_neither_blocks_nor_fails_a_call(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     /* The largest value an eventfd holds: any further write would block or
      * fail with EAGAIN. */
     uint64_t max = UINT64_MAX - 1;
-    assert_int_equal(write(l->wakeup.fd, &max, sizeof(max)), (ssize_t)sizeof(max));
+    assert_int_equal(write(test_wakefd(l), &max, sizeof(max)), (ssize_t)sizeof(max));
     uint64_t one = 1;
-    assert_int_equal(write(l->wakeup.fd, &one, sizeof(one)), -1);
+    assert_int_equal(write(test_wakefd(l), &one, sizeof(one)), -1);
     assert_int_equal(errno, EAGAIN);
 
     int runs = 0;
@@ -325,7 +282,7 @@ static void test_full_eventfd_counter_neither_blocks_nor_fails_a_call(void **sta
 static void test_queued_calls_keep_loop_run_alive_but_the_channel_does_not(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     /* Nothing queued, no ref: loop_run returns at once, without blocking. */
     watchdog_start("loop_run with only the threadsafe channel", 60);
     assert_int_equal(loop_run(l), 0);
@@ -338,38 +295,21 @@ static void test_queued_calls_keep_loop_run_alive_but_the_channel_does_not(void 
     assert_int_equal(loop_free(l), 0);
 }
 
-struct order {
-    int n;
-    int v[8];
-};
-
-struct order_item {
-    struct order *o;
-    int id;
-};
-
-static void order_cb(loop_t *loop, void *arg)
-{
-    (void)loop;
-    struct order_item *it = arg;
-    it->o->v[it->o->n++] = it->id;
-}
-
 static void post_two_cb(loop_t *loop, void *arg)
 {
-    struct order_item *items = arg;
-    assert_int_equal(loop_call_soon_threadsafe(loop, order_cb, &items[1]), 0);
-    assert_int_equal(loop_call_soon_threadsafe(loop, order_cb, &items[2]), 0);
+    struct mark *items = arg;
+    assert_int_equal(loop_call_soon_threadsafe(loop, record_cb, &items[1]), 0);
+    assert_int_equal(loop_call_soon_threadsafe(loop, record_cb, &items[2]), 0);
     /* Posted from a callback: not run in this iteration's snapshot. */
-    assert_int_equal(items[0].o->n, 0);
+    assert_int_equal(items[0].r->n, 0);
 }
 
 static void test_calls_posted_from_the_loop_thread_run_in_a_later_iteration(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
-    struct order o = {0};
-    struct order_item items[3] = {{&o, 0}, {&o, 1}, {&o, 2}};
+    loop_t *l = new_real_loop();
+    struct record o = {0};
+    struct mark items[3] = {{&o, 0}, {&o, 1}, {&o, 2}};
     assert_int_equal(loop_call_soon(l, post_two_cb, items, NULL), 0);
     assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(o.n, 0);
@@ -377,15 +317,15 @@ static void test_calls_posted_from_the_loop_thread_run_in_a_later_iteration(void
     assert_int_equal(loop_run(l), 0);
     watchdog_stop();
     assert_int_equal(o.n, 2);
-    assert_int_equal(o.v[0], 1);
-    assert_int_equal(o.v[1], 2);
+    assert_int_equal(o.id[0], 1);
+    assert_int_equal(o.id[1], 2);
     assert_int_equal(loop_free(l), 0);
 }
 
 static void test_null_loop_or_fn_is_einval(void **state)
 {
     (void)state;
-    loop_t *l = new_loop();
+    loop_t *l = new_real_loop();
     int runs = 0;
     assert_int_equal(loop_call_soon_threadsafe(NULL, count_cb, &runs), -EINVAL);
     assert_int_equal(loop_call_soon_threadsafe(l, NULL, &runs), -EINVAL);
@@ -394,39 +334,19 @@ static void test_null_loop_or_fn_is_einval(void **state)
     assert_int_equal(loop_free(l), 0);
 }
 
-/* An allocator that fails once `budget` allocations (size > 0) have been made. */
-struct budget {
-    int budget;
-};
-
-static void *budget_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct budget *b = ctx;
-    if (size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    if (__atomic_load_n(&b->budget, __ATOMIC_RELAXED) <= 0)
-        return NULL;
-    __atomic_sub_fetch(&b->budget, 1, __ATOMIC_RELAXED);
-    return realloc(ptr, size);
-}
-
 static void test_enomem_queues_nothing_and_the_loop_stays_usable(void **state)
 {
     (void)state;
-    struct budget b = {1000};
-    loop_t *l = NULL;
-    assert_int_equal(loop_new_with(&l, &(loop_options){.realloc = budget_realloc, .alloc_ctx = &b}),
-                     0);
+    struct counting_alloc a = {0};
+    loop_t *l = new_loop_with((loop_options){.realloc = counting_realloc, .alloc_ctx = &a});
     int runs = 0, failed = 0;
-    __atomic_store_n(&b.budget, 0, __ATOMIC_RELAXED);
+    counting_alloc_fail_after(&a, 0);
     /* The queue starts empty, so the first call must allocate and fails. */
     assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &runs), -ENOMEM);
     assert_int_equal(loop_run(l), 0); /* nothing was queued: nothing keeps it alive */
     assert_int_equal(runs, 0);
 
-    __atomic_store_n(&b.budget, 1000, __ATOMIC_RELAXED);
+    counting_alloc_never_fail(&a);
     for (int i = 0; i < 100; i++)
         if (loop_call_soon_threadsafe(l, count_cb, &runs))
             failed++;
@@ -441,19 +361,17 @@ static void test_enomem_queues_nothing_and_the_loop_stays_usable(void **state)
 static void test_calls_not_taken_for_lack_of_memory_run_at_a_later_run(void **state)
 {
     (void)state;
-    struct budget b = {1000};
-    loop_t *l = NULL;
-    assert_int_equal(loop_new_with(&l, &(loop_options){.realloc = budget_realloc, .alloc_ctx = &b}),
-                     0);
+    struct counting_alloc a = {0};
+    loop_t *l = new_loop_with((loop_options){.realloc = counting_realloc, .alloc_ctx = &a});
     int runs = 0;
     for (int i = 0; i < 100; i++)
         assert_int_equal(loop_call_soon_threadsafe(l, count_cb, &runs), 0);
     /* The loop cannot grow its ready queue to take them. */
-    __atomic_store_n(&b.budget, 0, __ATOMIC_RELAXED);
+    counting_alloc_fail_after(&a, 0);
     watchdog_start("calls kept after an -ENOMEM drain", 60);
     assert_int_equal(loop_run(l), -ENOMEM);
     assert_int_equal(runs, 0);
-    __atomic_store_n(&b.budget, 1000, __ATOMIC_RELAXED);
+    counting_alloc_never_fail(&a);
     assert_int_equal(loop_run(l), 0);
     watchdog_stop();
     assert_int_equal(runs, 100);

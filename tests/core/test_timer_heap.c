@@ -3,18 +3,11 @@
  * order against a reference list, checking every internal invariant
  * (loop__verify) after every operation.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "internals.h"
 
 #define MAXT 4096
 
@@ -28,13 +21,6 @@ static struct ref refs[MAXT];
 static int nrefs;
 static uint64_t seq;
 static int fired[MAXT], nfired;
-
-static void assert_valid(const loop_t *loop)
-{
-    const char *why = NULL;
-    if (loop__verify(loop, &why) != 0)
-        fail_msg("invariant broken: %s", why);
-}
 
 static void record(loop_t *loop, void *arg)
 {
@@ -99,7 +85,7 @@ static void run_random_heap(unsigned seed, int ops)
             }
             assert_int_equal(ref_next_due(loop_now(loop)), -1);
         }
-        assert_valid(loop);
+        assert_loop_valid(loop);
     }
     assert_int_equal(loop_free(loop), 0);
 }
@@ -125,7 +111,7 @@ static void test_cancelled_timer_never_fires_and_leaves_heap_valid(void **state)
     /* Cancel every other one, from the middle of the heap outwards. */
     for (int i = 0; i < 100; i += 2) {
         assert_int_equal(loop_cancel(loop, h[(i + 50) % 100]), 0);
-        assert_valid(loop);
+        assert_loop_valid(loop);
     }
     assert_int_equal(loop_run(loop), 0);
     assert_int_equal(nfired, 50);
@@ -142,7 +128,7 @@ static void every_cb(loop_t *loop, void *arg)
 {
     (void)arg;
     every_runs++;
-    assert_valid(loop);
+    assert_loop_valid(loop);
     if (every_runs == 5)
         assert_int_equal(loop_cancel(loop, every_h), 0);
 }
@@ -161,7 +147,7 @@ static void test_repeating_timer_rearms_in_heap_and_stays_valid(void **state)
     assert_int_equal(every_runs, 5);
     assert_int_equal(nfired, 50);
     assert_int_equal(loop_now(loop), LOOP_MS(49));
-    assert_valid(loop);
+    assert_loop_valid(loop);
     assert_int_equal(loop_free(loop), 0);
 }
 

@@ -5,11 +5,15 @@
 # asyncio-event-loop.py prints two lines at once every second, at 0, 1, ...,
 # 8 s; at 8 s, time + 1.0 < end (9 s) no longer holds and both chains stop
 # the loop.  So the last two lines come at 8 s (Python 3.11: 8.00 s after
-# its loop starts) and the program ends right after them.  The check: the
-# output is the golden one; line pair k (from 0) comes no earlier than k s
-# after the start (a timer never runs early) and less than k + 1 s after it;
-# the last line is at 8 s or later, before 9 s; the program has exited
-# before 10 s.
+# its loop starts) and the program ends right after them.
+#
+# The check: the output is the golden one (which also says that the ticks
+# did not drift by a whole second: each link counts from the previous one).
+# Never early, strictly: line pair k (from 0) comes no earlier than k s
+# after the start, which precedes the program's own.  Not absurdly late,
+# generously, for a loaded machine or a sanitizer's start-up: each line
+# comes less than k + 2 s after the start, and the program has exited
+# within 12 s.
 set -u
 exe=$1
 golden=$2
@@ -38,21 +42,16 @@ while read -r ms; do
         echo "FAIL: line $(( k + 1 )) came at $ms ms, before $second s" >&2
         status=1
     fi
-    if [ "$ms" -ge $(( (second + 1) * 1000 )) ]; then
-        echo "FAIL: line $(( k + 1 )) came at $ms ms, $(( second + 1 )) s or later" >&2
+    if [ "$ms" -ge $(( (second + 2) * 1000 )) ]; then
+        echo "FAIL: line $(( k + 1 )) came at $ms ms, $(( second + 2 )) s or later" >&2
         status=1
     fi
     k=$(( k + 1 ))
 done < "$times"
-last=$(tail -n 1 "$times")
-if [ "$last" -lt 8000 ] || [ "$last" -ge 9000 ]; then
-    echo "FAIL: the last line came at $last ms, not between 8 and 9 s" >&2
-    status=1
-fi
 total=$(( (end - start) / 1000000 ))
 echo "exited after $total ms"
-if [ "$total" -ge 10000 ]; then
-    echo "FAIL: the program ran $total ms, 10 s or more" >&2
+if [ "$total" -ge 12000 ]; then
+    echo "FAIL: the program ran $total ms, 12 s or more" >&2
     status=1
 fi
 exit $status

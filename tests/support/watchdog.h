@@ -1,7 +1,8 @@
 /*
- * Helpers for suites whose loops block in the kernel: a watchdog that turns
- * a lost wake-up (a test blocked forever) into a clear failure, a way to
- * wait until a thread sleeps in its epoll wait, and fd bookkeeping.
+ * Helpers for programs whose loops block in the kernel: a watchdog that
+ * turns a lost wake-up (a test blocked forever) into a clear failure, and a
+ * way to wait until a thread sleeps in its epoll wait.  Plain C, no cmocka:
+ * tests/examples/daemon_check.c uses the watchdog too.
  *
  * None of them asserts on elapsed time: the watchdog's limit is a
  * hang detector, far above anything a passing run needs.
@@ -9,34 +10,56 @@
 #ifndef TESTS_WATCHDOG_H
 #define TESTS_WATCHDOG_H
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-static const char *watchdog_what_ = "";
+struct watchdog_state {
+    const char *volatile what; /* what the program is waiting for */
+    void (*volatile on_fire)(void);
+};
+
+static inline struct watchdog_state *watchdog_state_(void)
+{
+    static struct watchdog_state s = {"", NULL};
+    return &s;
+}
 
 static inline void watchdog_fire_(int signo)
 {
     (void)signo;
+    struct watchdog_state *s = watchdog_state_();
     static const char msg[] = "\nwatchdog: still blocked after the time limit: ";
     ssize_t n = write(2, msg, sizeof(msg) - 1);
-    n = write(2, watchdog_what_, strlen(watchdog_what_));
+    n = write(2, s->what, strlen(s->what));
     n = write(2, "\n", 1);
     (void)n;
+    if (s->on_fire)
+        s->on_fire();
     _exit(3);
+}
+
+/* Say what the program waits for now, for the watchdog's message. */
+static inline void watchdog_what(const char *what)
+{
+    watchdog_state_()->what = what;
+}
+
+/* Call fn (async-signal-safe: it runs in the handler) before exiting, say
+ * to kill a child that would outlive the program. */
+static inline void watchdog_on_fire(void (*fn)(void))
+{
+    watchdog_state_()->on_fire = fn;
 }
 
 /* Exit the process with a message naming `what` if not stopped in time. */
 static inline void watchdog_start(const char *what, unsigned seconds)
 {
-    watchdog_what_ = what;
+    watchdog_what(what);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = watchdog_fire_;
@@ -98,37 +121,6 @@ static inline void wait_until_blocked(pid_t tid)
     const struct timespec ms = {0, 1000000};
     while (!thread_blocked_in_poll(tid))
         nanosleep(&ms, NULL);
-}
-
-/* The open fds of this process below 1024, from /proc/self/fd. */
-struct fd_snapshot {
-    unsigned char open[1024];
-};
-
-static inline void fds_snapshot(struct fd_snapshot *s)
-{
-    memset(s, 0, sizeof(*s));
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        int fd = atoi(e->d_name);
-        if (e->d_name[0] != '.' && fd != dirfd(d) && fd >= 0 && fd < 1024)
-            s->open[fd] = 1;
-    }
-    closedir(d);
-}
-
-/* How many fds are open now that were not in *before (negative: fewer). */
-static inline int fds_added_since(const struct fd_snapshot *before)
-{
-    struct fd_snapshot now;
-    fds_snapshot(&now);
-    int n = 0;
-    for (int fd = 0; fd < 1024; fd++)
-        n += (int)now.open[fd] - (int)before->open[fd];
-    return n;
 }
 
 #endif /* TESTS_WATCHDOG_H */
