@@ -451,10 +451,14 @@ static void test_cancel_of_a_handle_from_another_loop_is_enoent(void **state)
     (void)state;
     loop_t *a = new_virtual_loop(false);
     loop_t *b = new_virtual_loop(false);
-    int ran = 0;
-    loop_handle h;
+    int ran = 0, ran_b = 0;
+    loop_handle h, hb;
+    /* b has a callback in the slot, of the generation, that h names in a. */
+    assert_int_equal(loop_call_soon(b, count_cb, &ran_b, &hb), 0);
     assert_int_equal(loop_call_soon(a, count_cb, &ran, &h), 0);
     assert_int_equal(loop_cancel(b, h), -ENOENT);
+    assert_int_equal(loop_run(b), 0);
+    assert_int_equal(ran_b, 1); /* not cancelled through a's handle */
     assert_int_equal(loop_run(a), 0);
     assert_int_equal(ran, 1);
     assert_int_equal(loop_free(a), 0);
