@@ -206,6 +206,48 @@ static void sched_reader_and_writer(void)
         assert_int_equal(loop_remove_writer(W->loop, W->sv[i][0]), -ENOENT);
 }
 
+/* One handler for both ways (loop_watch_fd): one call, then none. */
+static void job_watch(loop_t *loop, int fd, unsigned events, void *arg)
+{
+    struct job *j = arg;
+    j->runs++;
+    assert_true((events & (LOOP_READABLE | LOOP_WRITABLE)) == (LOOP_READABLE | LOOP_WRITABLE));
+    char c;
+    assert_int_equal(read(fd, &c, 1), 1);
+    assert_int_equal(loop_watch_fd(loop, fd, 0, NULL, NULL), 0);
+}
+
+static void sched_watch(void)
+{
+    int i = new_pair();
+    assert_int_equal(write(W->sv[i][1], "x", 1), 1);
+    struct job *j = new_job();
+    long f = W->a->failures;
+    if (outcome(loop_watch_fd(W->loop, W->sv[i][0], LOOP_READABLE | LOOP_WRITABLE, job_watch, j),
+                f))
+        j->expected = 1;
+    else
+        assert_int_equal(loop_remove_reader(W->loop, W->sv[i][0]), -ENOENT);
+}
+
+/* A timer armed, then armed again later (loop_arm), and one pushed back
+ * (loop_reschedule: the side array of later deadlines grows). */
+static void sched_arm_and_push_back(uint64_t t)
+{
+    struct job *j = new_job();
+    j->h = (loop_handle){0};
+    long f = W->a->failures;
+    if (!outcome(loop_arm(W->loop, &j->h, t, job_cb, j), f)) {
+        assert_true(j->h.id == 0);
+        return;
+    }
+    j->expected = 1;
+    f = W->a->failures;
+    outcome(loop_arm(W->loop, &j->h, 2 * t, job_cb, j), f); /* moves: no new memory */
+    f = W->a->failures;
+    outcome(loop_reschedule(W->loop, j->h, 3 * t), f); /* a failure only moves it at once */
+}
+
 /* loop_run until done: -ENOMEM means "call me again". */
 static void run_to_completion(void)
 {
@@ -306,6 +348,10 @@ static bool scenario(long fail_at, bool strict, bool run)
         sched_writer();
     for (int i = 0; i < 100; i++)
         sched_reader_and_writer();
+    for (int i = 0; i < 40; i++)
+        sched_watch();
+    for (int i = 0; i < 300; i++)
+        sched_arm_and_push_back(LOOP_MS(2 + i % 5));
     if (run) {
         run_to_completion();
         check_all();
