@@ -4,19 +4,13 @@
  * an iteration's fd events reach the iteration_end hook in that same
  * iteration (a host such as GLib checks and dispatches its sources there).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
 
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "loop.h"
+#include "fixtures.h"
 #include "watchdog.h"
 
 /* What ran, in order, as letters: b before_poll, a after_poll, c callback,
@@ -63,8 +57,7 @@ static void reader(loop_t *loop, int fd, unsigned events, void *arg)
 
 static loop_t *hooked_loop(loop_options o)
 {
-    loop_t *l;
-    assert_int_equal(loop_new_with(&l, &o), 0);
+    loop_t *l = new_loop_with(o);
     assert_int_equal(loop_on_before_poll(l, hook, "b"), 0);
     assert_int_equal(loop_on_after_poll(l, hook, "a"), 0);
     assert_int_equal(loop_on_iteration_end(l, hook, "e"), 0);

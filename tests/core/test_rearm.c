@@ -4,12 +4,6 @@
  * system call per iteration, and the time to it as a host loop asks for
  * it (loop_timeout_ns, loop_timeout_ms).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -17,14 +11,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "loop.h"
+#include "fixtures.h"
 #include "watchdog.h"
 
 static loop_t *virtual_loop(void)
 {
-    loop_t *l;
-    assert_int_equal(loop_new_with(&l, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL}), 0);
-    return l;
+    return new_virtual_loop(false);
 }
 
 struct fired {

@@ -5,12 +5,6 @@
  * dispatch, and an fd closed without removing its handler, reopened under
  * the same number and added again.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "loop.h"
+#include "fixtures.h"
+#include "sockets.h"
 #include "watchdog.h"
 
 struct calls {
@@ -42,14 +37,7 @@ static void record(loop_t *loop, int fd, unsigned events, void *arg)
 
 static loop_t *strict_loop(void)
 {
-    loop_t *l;
-    assert_int_equal(loop_new_with(&l, &(loop_options){.strict_poll = true}), 0);
-    return l;
-}
-
-static void pair(int sv[2])
-{
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    return new_loop_with((loop_options){.strict_poll = true});
 }
 
 /* One iteration that does not block for long if nothing is ready. */
@@ -67,7 +55,7 @@ static void test_one_handler_watching_both_ways_gets_one_call_with_every_bit(voi
     (void)state;
     loop_t *l = strict_loop();
     int sv[2];
-    pair(sv);
+    make_socketpair(sv);
     assert_int_equal(write(sv[1], "x", 1), 1); /* sv[0]: readable and writable */
     struct calls c = {0};
     assert_int_equal(loop_watch_fd(l, sv[0], LOOP_READABLE | LOOP_WRITABLE, record, &c), 0);
@@ -94,7 +82,7 @@ static void test_a_separate_reader_and_writer_each_see_their_own_side(void **sta
     (void)state;
     loop_t *l = strict_loop();
     int sv[2];
-    pair(sv);
+    make_socketpair(sv);
     assert_int_equal(write(sv[1], "x", 1), 1);
     struct calls r = {0}, w = {0};
     assert_int_equal(loop_add_reader(l, sv[0], record, &r), 0);
@@ -116,7 +104,7 @@ static void test_watch_sets_the_interest_whatever_it_was(void **state)
     (void)state;
     loop_t *l = strict_loop();
     int sv[2];
-    pair(sv);
+    make_socketpair(sv);
     assert_int_equal(write(sv[1], "x", 1), 1);
     struct calls old = {0}, c = {0};
     assert_int_equal(loop_add_reader(l, sv[0], record, &old), 0);
@@ -154,7 +142,7 @@ static void test_watch_rejects_bad_input_and_keeps_the_handlers_on_failure(void 
     (void)state;
     loop_t *l = strict_loop();
     int sv[2];
-    pair(sv);
+    make_socketpair(sv);
     struct calls c = {0};
     assert_int_equal(loop_watch_fd(NULL, sv[0], LOOP_READABLE, record, &c), -EINVAL);
     assert_int_equal(loop_watch_fd(l, sv[0], LOOP_READABLE, NULL, &c), -EINVAL);
@@ -190,7 +178,7 @@ static void test_mask_changes_cost_no_system_call_until_the_poll(void **state)
     (void)state;
     loop_t *l = strict_loop();
     int sv[2];
-    pair(sv);
+    make_socketpair(sv);
     struct calls c = {0};
     loop_stats_t before, after;
     assert_int_equal(loop_watch_fd(l, sv[0], LOOP_READABLE, record, &c), 0); /* first: ADD now */
@@ -234,8 +222,8 @@ static void test_adding_the_same_reader_again_keeps_its_queued_dispatch(void **s
     (void)state;
     loop_t *l = strict_loop();
     int a[2], b[2];
-    pair(a);
-    pair(b);
+    make_socketpair(a);
+    make_socketpair(b);
     struct readd r = {.fds = {a[0], b[0]}};
     assert_int_equal(loop_add_reader(l, a[0], readd_other, &r), 0);
     assert_int_equal(loop_add_reader(l, b[0], readd_other, &r), 0);
@@ -263,7 +251,7 @@ static void reopen_same_number(int sv[2])
     close(sv[0]);
     close(sv[1]);
     int nv[2];
-    pair(nv);
+    make_socketpair(nv);
     if (nv[0] != old) { /* the lowest free number comes back first */
         assert_int_equal(nv[1], old);
         nv[1] = nv[0];
@@ -277,7 +265,7 @@ static void check_reopened_reader_fires(bool same_fn_and_arg, bool via_watch)
 {
     loop_t *l = strict_loop();
     int sv[2];
-    pair(sv);
+    make_socketpair(sv);
     struct calls first = {0}, second = {0};
     assert_int_equal(loop_add_reader(l, sv[0], record, &first), 0);
     assert_int_equal(loop_run_once(l, 0), 0); /* registered with the kernel, nothing ready */
@@ -324,7 +312,7 @@ static void test_re_adding_on_a_reused_number_reports_what_epoll_refuses(void **
     (void)state;
     loop_t *l = strict_loop();
     int sv[2];
-    pair(sv);
+    make_socketpair(sv);
     struct calls c = {0};
     assert_int_equal(loop_add_reader(l, sv[0], record, &c), 0);
     assert_int_equal(loop_run_once(l, 0), 0);

@@ -2,23 +2,16 @@
  * Combinators of futures: gather, wait, as_completed and wait_for, each
  * rule of loop_future.h on the loop's virtual clock.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
 
 #include <errno.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "loop_future.h"
 
 static loop_t *virtual_loop(void)
 {
-    loop_t *l;
-    assert_int_equal(loop_new_with(&l, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL}), 0);
-    return l;
+    return new_virtual_loop(false);
 }
 
 static void new_futures(loop_t *l, loop_future **fs, size_t n)

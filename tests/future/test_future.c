@@ -3,24 +3,17 @@
  * the loop in the order added, run_until_complete, lifetime with the loop,
  * bad input and allocation failure.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "loop_future.h"
 
 static loop_t *virtual_loop(void)
 {
-    loop_t *l;
-    assert_int_equal(loop_new_with(&l, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL}), 0);
-    return l;
+    return new_virtual_loop(false);
 }
 
 static loop_future *new_future(loop_t *l)
