@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-static bool valid_set(loop_t *loop, loop_future *const *fs, size_t n)
+static bool valid_set(const loop_t *loop, loop_future *const *fs, size_t n)
 {
     if (n && !fs)
         return false;
@@ -88,7 +88,7 @@ int loop_gather(loop_t *loop, loop_future *const *fs, size_t n, loop_future **ou
         err = loop_future_set_result(outer, NULL);
         goto done;
     }
-    struct gather *g = loop__future_aux(outer, sizeof(*g) + n * sizeof(g->children[0]));
+    struct gather *g = loop__future_aux(outer, sizeof(*g) + n * sizeof(loop_future *));
     err = g ? 0 : -ENOMEM;
     for (size_t i = 0; !err && i < n; i++)
         err = loop_future_add_done(fs[i], gather_child_done, g);
@@ -184,7 +184,7 @@ int loop_wait(loop_t *loop, loop_future *const *fs, size_t n, enum loop_wait_unt
     int err = loop_future_new(loop, &outer);
     if (err)
         return err;
-    struct wait *w = loop__future_aux(outer, sizeof(*w) + n * sizeof(w->children[0]));
+    struct wait *w = loop__future_aux(outer, sizeof(*w) + n * sizeof(loop_future *));
     err = w ? 0 : -ENOMEM;
     if (!err && timeout_ns >= 0)
         err = loop_call_later(loop, (uint64_t)timeout_ns, wait_timeout, w, &w->timer);
