@@ -21,8 +21,10 @@
  *                    reply, and it exits 1, promptly, with no fd left open
  *   connect_refused  a port nobody listens on: the connect callback reports
  *                    "Connection refused", exit 1, no fd left open
- *   command_timeout  (hiredis >= 1.0) the server is stopped (SIGSTOP): with
- *                    --timeout the demo reports "Timeout" and exits 1
+ *   command_timeout  (hiredis >= 1.0) with --timeout, one INCR every 500 ms:
+ *                    the timeout fires idle after each reply, and after the
+ *                    first reply the server is stopped (SIGSTOP): the next
+ *                    command's re-armed timeout must report "Timeout"
  *
  * Exits 77 (ctest's skip) when redis-server is not installed.  The server
  * is stopped on every way out: at exit, on failure, by the watchdog, and by
@@ -547,18 +549,30 @@ static void connect_refused(void)
     expect_no_fd_leaked(&r);
 }
 
+static void stop_redis_process(void)
+{
+    printf("first reply seen: stopping redis-server (pid %ld)\n", (long)redis_pid);
+    if (kill(redis_pid, SIGSTOP) != 0)
+        fail("SIGSTOP: %s", strerror(errno));
+}
+
+/*
+ * One INCR every 500 ms, each with 200 ms to be answered.  Each reply
+ * leaves the timeout to fire idle (nothing pending) and go stale, so every
+ * command after the first re-arms a timer that already fired.  After the
+ * first INCR reply the server is stopped: the next command must time out.
+ */
 static void command_timeout(void)
 {
     struct run r;
     start_redis();
     snprintf(port_arg, sizeof(port_arg), "%d", redis_port);
-    /* The kernel still accepts the connection; nothing answers. */
-    if (kill(redis_pid, SIGSTOP) != 0)
-        fail("SIGSTOP: %s", strerror(errno));
-    const char *const args[] = {"--timeout", "200", "--check-fds", "127.0.0.1", port_arg, NULL};
-    run_demo(&r, args, NULL, NULL);
+    const char *const args[] = {"--every",   "500",    "--timeout", "200", "--check-fds",
+                                "127.0.0.1", port_arg, "100",       NULL};
+    run_demo(&r, args, "first INCR reply: 1\n", stop_redis_process);
     expect_status(&r, 1);
     expect(&r, " lost: Timeout\n");
+    expect(&r, "redis_demo: 1 of 100 INCR replies received; 1 commands got no reply\n");
     expect_no_fd_leaked(&r);
 }
 
