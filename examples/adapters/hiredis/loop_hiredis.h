@@ -30,8 +30,9 @@
  *  - No detach.  The adapter lets go of the socket and frees itself when
  *    hiredis tears the connection down: after redisAsyncFree(), after
  *    redisAsyncDisconnect() once the last reply has arrived, or after an
- *    error.  Do not call the hooks it installs in ac->ev yourself.  Free or
- *    disconnect every attached context before loop_free().
+ *    error.  Do not call the hooks it installs in ac->ev yourself.  Until
+ *    then the context keeps loop_run() running, as a watched fd does.  Free
+ *    or disconnect every attached context before loop_free().
  *  - Errors.  Connection errors reach hiredis's callbacks, never a return
  *    value: a failed connect calls the connect callback with REDIS_ERR (and
  *    no disconnect callback follows); a connection lost later calls the
@@ -81,7 +82,7 @@ struct loop_hiredis {
     unsigned mask;         /* LOOP_READABLE | LOOP_WRITABLE: what the loop watches */
     uint64_t served;       /* the loop iteration whose events were handled last */
     loop_handle timer;     /* hiredis's timeout, once it asked for one */
-    loop_handle surfacing; /* a pending call that reports a failure to hiredis */
+    loop_handle surfacing; /* reports a failure to hiredis: see loop_hiredis__fail() */
     bool busy;             /* inside hiredis, called from the loop */
     bool dead;             /* hiredis cleaned up while busy: free on the way out */
 };
@@ -125,6 +126,7 @@ static inline bool loop_hiredis__leave(struct loop_hiredis *s)
     return false;
 }
 
+/* Report the context's error (see loop_hiredis__fail()). */
 static inline void loop_hiredis__surface(loop_t *loop, void *arg)
 {
     struct loop_hiredis *s = arg;
@@ -141,8 +143,10 @@ static inline void loop_hiredis__surface(loop_t *loop, void *arg)
 
 /*
  * The hooks return nothing, so a failure of the loop (out of memory) is
- * given to hiredis as the context's error, and reported from a fresh
- * callback: hiredis may be in the middle of a command here.
+ * given to hiredis as the context's error, and reported from a callback of
+ * its own: hiredis may be in the middle of a command here.  That callback
+ * was scheduled by loop_hiredis_attach(), at the end of time; moving it to
+ * now needs no memory, so even an out-of-memory failure gets reported.
  */
 static inline void loop_hiredis__fail(struct loop_hiredis *s, int err)
 {
@@ -152,8 +156,7 @@ static inline void loop_hiredis__fail(struct loop_hiredis *s, int err)
         c->err = REDIS_ERR_OTHER;
         snprintf(c->errstr, sizeof(c->errstr), "libloop: %s", loop_strerror(err));
     }
-    if (!s->surfacing.id)
-        loop_call_soon(s->loop, loop_hiredis__surface, s, &s->surfacing);
+    loop_reschedule_at(s->loop, s->surfacing, 0);
 }
 
 static inline void loop_hiredis__set(void *privdata, unsigned mask)
@@ -294,6 +297,7 @@ static inline void loop_hiredis__cleanup(void *privdata)
 static inline int loop_hiredis_attach(loop_t *loop, redisAsyncContext *ac)
 {
     struct loop_hiredis *s;
+    int err;
 
     if (loop == NULL || ac == NULL)
         return -EINVAL;
@@ -304,6 +308,11 @@ static inline int loop_hiredis_attach(loop_t *loop, redisAsyncContext *ac)
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
+    err = loop_call_at(loop, UINT64_MAX, loop_hiredis__surface, s, &s->surfacing);
+    if (err) {
+        free(s);
+        return err;
+    }
     s->loop = loop;
     s->ac = ac;
     s->fd = ac->c.fd;
