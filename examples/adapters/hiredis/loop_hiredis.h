@@ -47,8 +47,9 @@
  *    write fails with EPIPE, which hiredis reports as above.
  *  - Timeouts.  With hiredis 1.0 or later, the timeouts set with
  *    redisAsyncSetTimeout() or the connect options run on the loop's
- *    clock: one libloop timer per context, moved (never re-created) each
- *    time hiredis pushes the deadline back.  hiredis 0.14 has no timeouts.
+ *    clock: one libloop timer per context, moved each time hiredis pushes
+ *    the deadline back (and scheduled anew only after it fired).  hiredis
+ *    0.14 has no timeouts.
  *
  * loop_hiredis_attach() returns 0 or a negative errno code, as libloop's
  * own functions do; loop_strerror() gives its message.
