@@ -370,7 +370,7 @@ static void parse(struct demo *d, int argc, char **argv)
         } else if (operands == 2) {
             d->port = (int)number(a, 1, 65535, "port");
         } else {
-            d->count = number(a, 1, 100000000, "count");
+            d->count = number(a, 1, 10000000, "count");
         }
     }
 #if !LOOP_HIREDIS_TIMERS
