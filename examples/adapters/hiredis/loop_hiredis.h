@@ -81,7 +81,6 @@ struct loop_hiredis {
     redisAsyncContext *ac;
     int fd;
     unsigned mask;         /* LOOP_READABLE | LOOP_WRITABLE: what the loop watches */
-    uint64_t served;       /* the loop iteration whose events were handled last */
     loop_handle timer;     /* hiredis's timeout, once it asked for one */
     loop_handle surfacing; /* reports a failure to hiredis: see loop_hiredis__fail() */
     bool busy;             /* inside hiredis, called from the loop */
@@ -91,26 +90,18 @@ struct loop_hiredis {
 static inline void loop_hiredis__io(loop_t *loop, int fd, unsigned events, void *arg);
 
 /*
- * Make the loop watch exactly `mask`.  Every change of interest goes
- * through here, so that moving to a call that takes the whole mask at once
- * changes this function alone.  On failure the mask keeps the directions
- * that are really watched.
+ * Make the loop watch exactly `mask`, with one handler for both ways: the
+ * loop then calls it once per iteration with every event, and a change of
+ * the mask costs no system call until the loop next polls.  On failure the
+ * loop watches what it watched before, and so does the mask.
  */
 static inline int loop_hiredis__update(struct loop_hiredis *s, unsigned mask)
 {
-    unsigned on = mask & ~s->mask, off = s->mask & ~mask;
-    int err = 0;
-
-    if (off & LOOP_READABLE)
-        loop_remove_reader(s->loop, s->fd);
-    if (off & LOOP_WRITABLE)
-        loop_remove_writer(s->loop, s->fd);
-    s->mask &= ~off;
-    if ((on & LOOP_READABLE) && (err = loop_add_reader(s->loop, s->fd, loop_hiredis__io, s)) == 0)
-        s->mask |= LOOP_READABLE;
-    if (!err && (on & LOOP_WRITABLE) &&
-        (err = loop_add_writer(s->loop, s->fd, loop_hiredis__io, s)) == 0)
-        s->mask |= LOOP_WRITABLE;
+    if (mask == s->mask)
+        return 0;
+    int err = loop_watch_fd(s->loop, s->fd, mask, loop_hiredis__io, s);
+    if (!err)
+        s->mask = mask;
     return err;
 }
 
@@ -194,26 +185,17 @@ static inline void loop_hiredis__del_write(void *privdata)
 }
 
 /*
- * One handler for both directions, dispatching on the event bits.  A hang-up
- * or an error goes to the read handler: hiredis finds the cause there (a
- * refused connect, a closed connection) and reports it.
- *
- * While the socket has both a reader and a writer, one readiness event
- * queues this handler twice in the same iteration; the first call has
- * served both directions, so the second returns at once.  (With a single
- * registration per fd this never happens.)
+ * One handler for both directions, dispatching on the event bits (the loop
+ * calls it once per iteration with all of them).  A hang-up or an error
+ * goes to the read handler: hiredis finds the cause there (a refused
+ * connect, a closed connection) and reports it.
  */
 static inline void loop_hiredis__io(loop_t *loop, int fd, unsigned events, void *arg)
 {
     struct loop_hiredis *s = arg;
-    loop_stats_t stats;
 
+    (void)loop;
     (void)fd;
-    if (loop_stats(loop, &stats) == 0) {
-        if (stats.iterations == s->served)
-            return;
-        s->served = stats.iterations;
-    }
     s->busy = true;
     if ((events & (LOOP_HUP | LOOP_ERROR)) || ((events & s->mask) & LOOP_READABLE))
         redisAsyncHandleRead(s->ac);
