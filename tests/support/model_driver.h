@@ -152,9 +152,21 @@ static uint64_t driver_period(struct rng *r)
     return MODEL_NEVER / 2 + rng_below(r, 1000); /* the first deadline saturates */
 }
 
+/* How far the earliest deadline is, minus one or not (the edges of "due"). */
+static bool driver_edge(struct rng *r, uint64_t *out)
+{
+    uint64_t lo = model_earliest(), now = model_now();
+    if (lo == MODEL_NEVER || lo <= now || lo - now > (uint64_t)INT64_MAX)
+        return false;
+    *out = lo - now - rng_below(r, 2);
+    return true;
+}
+
 static int64_t driver_cap(struct rng *r)
 {
-    uint64_t k = rng_below(r, 100);
+    uint64_t k = rng_below(r, 100), edge;
+    if (k < 10 && !drv.real_clock && driver_edge(r, &edge))
+        return (int64_t)edge;
     if (k < 40)
         return -1;
     if (k < 55)
@@ -214,6 +226,14 @@ static void driver_run_once(struct rng *r)
     model_run_once(cap);
 }
 
+static uint64_t driver_advance(struct rng *r)
+{
+    uint64_t k = rng_below(r, 200), edge;
+    if (k < 60 && driver_edge(r, &edge))
+        return edge;
+    return k == 199 ? (uint64_t)INT64_MAX : rng_below(r, 80 * drv.tick);
+}
+
 /* One random operation; self: the running token, or -1. */
 static void driver_action(struct rng *r, int self, int self_reg)
 {
@@ -255,7 +275,7 @@ static void driver_action(struct rng *r, int self, int self_reg)
     else if (k < 96)
         driver_run(r);
     else if (!drv.real_clock || rng_below(r, 8) == 0)
-        model_advance(rng_below(r, 200) == 0 ? (uint64_t)INT64_MAX : rng_below(r, 80 * drv.tick));
+        model_advance(driver_advance(r));
 }
 
 /* ---- what callbacks do ---------------------------------------------------- */
