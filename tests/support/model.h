@@ -50,7 +50,8 @@
  *  - An fd number closed or dup2'd over while watched (which the API
  *    forbids) makes that number's events unknowable until all its handlers
  *    are removed (model_fd_misused): its current handlers may then run in
- *    the I/O part, at most once per iteration, with any events.
+ *    the I/O part with any events (stale kernel registrations of the
+ *    number can even report it twice).
  *
  * Use: define MODEL_IMPLEMENTATION in exactly one file of the program
  * before including this header.
@@ -95,7 +96,6 @@ struct model_reg {
     unsigned dir; /* LOOP_READABLE or LOOP_WRITABLE */
     bool current; /* not removed, not replaced */
     int runs;
-    uint64_t last_iter; /* the iteration it last ran in, for misused numbers */
 };
 
 /* One entry of the ready list. */
@@ -172,6 +172,7 @@ struct model {
 
     bool may_fail; /* allocations may fail now: -ENOMEM is a legal answer */
     bool failed, desync;
+    bool poll_failed; /* a poll's queues could not grow: the run must say -ENOMEM */
     char failure[768];
     struct model_event ev[48];
     uint64_t nev;

@@ -189,7 +189,7 @@ static int model_move(int op, int t, uint64_t arg)
                               : loop_reschedule_at(model.loop, model_handle(t), arg);
     uint64_t t1 = model_clock();
     struct model_tok *k = live ? &model.tok[t] : NULL;
-    if (model_enomem(rc) && k && k->kind != MODEL_EVERY && !k->armed) {
+    if (model_enomem(rc) && k && (model.desync || (k->kind != MODEL_EVERY && !k->armed))) {
         model_log(MEV_OP, (uint8_t)op, t, (int64_t)arg, rc);
         return rc; /* only a queued one may fail, and it stays queued */
     }
@@ -256,6 +256,8 @@ static void model_run_end(int op, int rc)
     model_sync();
     if (model_enomem(rc)) {
         model.desync = true; /* what it got done before failing is not pinned down */
+    } else if (model.poll_failed) {
+        model_fail("%s returned %d, though its poll left the clock behind", model_op_name[op], rc);
     } else if (rc != 0) {
         model_fail("%s returned %d", model_op_name[op], rc);
     } else if (!model.desync) {
@@ -269,7 +271,7 @@ static void model_run_end(int op, int rc)
         if (!model.once && model.iters_in_call > 0 && !model.stop && model_alive())
             model_fail("loop_run() returned without a stop while callbacks could still run");
     }
-    model.iter_open = false;
+    model.iter_open = model.poll_failed = false;
     model.stop = false; /* consumed by the call that honours it */
     model.in_run = false;
 }
@@ -324,7 +326,7 @@ int model_add(int fd, unsigned dir)
     if (fd < 0 || fd >= MODEL_MAXFD || model.nreg + 1 >= MODEL_MAXREG)
         return -1;
     int r = ++model.nreg, d = dir == LOOP_WRITABLE;
-    model.reg[r] = (struct model_reg){.fd = fd, .dir = dir, .last_iter = UINT64_MAX};
+    model.reg[r] = (struct model_reg){.fd = fd, .dir = dir};
     void *a = (void *)(intptr_t)r;
     int rc = d ? loop_add_writer(model.loop, fd, model_io_cb, a)
                : loop_add_reader(model.loop, fd, model_io_cb, a);
