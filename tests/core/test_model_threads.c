@@ -62,7 +62,7 @@ static void test_real_clock_and_other_threads_agree_with_the_reference_model(voi
  * This test pins that rule alone, with a clear message.
  */
 #define OWN_ROUNDS 100000
-#define OWN_ROUNDS_VALGRIND 2000
+#define OWN_ROUNDS_VALGRIND 10000
 
 static int posters_stop;
 static uint64_t own_posted_in, own_late, own_marks;
