@@ -6,7 +6,8 @@
 #   scripts/fuzz.sh --replay FILE...     run given inputs once, with a trace (FUZZ_TRACE=1)
 #
 # Builds build-fuzz/fuzz_loop with clang (-fsanitize=fuzzer,address,undefined)
-# from src/core/*.c and fuzz/fuzz_loop.c, and runs it on a scratch copy of
+# from src/core/*.c and fuzz/fuzz_*.c (its oracle, the reference model, is in
+# tests/support/), and runs it on a scratch copy of
 # fuzz/corpus: the corpus in the tree only changes with --merge.  A crash or
 # a failed check saves the input in build-fuzz/artifacts/ and exits 1; to
 # keep it as a regression test once fixed, copy it into fuzz/regressions/
@@ -44,7 +45,7 @@ build() {
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
         -fno-omit-frame-pointer \
         -Wall -Wextra -Werror \
-        -Iinclude -Isrc/core src/core/*.c fuzz/fuzz_loop.c -o "$bin" -lpthread
+        -Iinclude -Isrc/core -Itests/support src/core/*.c fuzz/fuzz_*.c -o "$bin" -lpthread
 }
 
 if ! build 2>"$out/build.log"; then

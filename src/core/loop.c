@@ -307,7 +307,11 @@ static int wait_and_queue_io(loop_t *loop, int64_t timeout)
     } else {
         account(loop, loop->clock.now, true);
     }
-    if (woken && !err)
+    /* A post can be queued before its eventfd write comes: another thread
+     * made the queue non-empty and has not written yet.  Posts of this
+     * thread made meanwhile found the queue non-empty and wrote nothing,
+     * yet they are due in this iteration; so take whatever is queued. */
+    if ((woken || loop__wakeup_pending(loop)) && !err)
         err = take_wakeups(loop);
     return err;
 }

@@ -7,20 +7,16 @@
 #ifndef LOOP_TESTS_INTERNALS_H
 #define LOOP_TESTS_INTERNALS_H
 
+/* The fuzzer has no cmocka: it defines LOOP_TESTS_NO_CMOCKA, and gets the
+ * helpers that assert nothing. */
+#ifndef LOOP_TESTS_NO_CMOCKA
 #include "fixtures.h"
+#endif
 
 #include "ready_queue.h"
 #include "wakeup.h"
 
 #include <unistd.h>
-
-/* Every internal invariant holds (heap, slots, ring, fd table). */
-static inline void assert_loop_valid(const loop_t *loop)
-{
-    const char *why = NULL;
-    if (loop__verify(loop, &why) != 0)
-        fail_msg("invariant broken: %s", why);
-}
 
 /* Slots of handles not yet run or cancelled. */
 static inline uint32_t test_live_slots(const loop_t *loop)
@@ -50,17 +46,6 @@ static inline uint32_t test_ring_keep(void)
 static inline uint32_t test_ready_count(const loop_t *loop)
 {
     return loop__ready_count(loop);
-}
-
-/* Run the n oldest entries of the ready queue, plain call_soon callbacks
- * only (the run phase also checks handles and dispatches fds). */
-static inline void test_ready_run(loop_t *loop, uint32_t n)
-{
-    while (n--) {
-        const struct loop__ready *e = loop__ready_pop(loop);
-        assert_true(e->gen == 0);
-        e->fn(loop, e->arg);
-    }
 }
 
 /* The most fd events one poll takes. */
@@ -96,6 +81,40 @@ static inline void test_disable_timerfd(loop_t *loop)
 static inline void test_disable_pwait2(loop_t *loop)
 {
     loop->io.no_pwait2 = 1;
+}
+
+#ifndef LOOP_TESTS_NO_CMOCKA
+/* Every internal invariant holds (heap, slots, ring, fd table). */
+static inline void assert_loop_valid(const loop_t *loop)
+{
+    const char *why = NULL;
+    if (loop__verify(loop, &why) != 0)
+        fail_msg("invariant broken: %s", why);
+}
+
+/* Run the n oldest entries of the ready queue, plain call_soon callbacks
+ * only (the run phase also checks handles and dispatches fds). */
+static inline void test_ready_run(loop_t *loop, uint32_t n)
+{
+    while (n--) {
+        const struct loop__ready *e = loop__ready_pop(loop);
+        assert_true(e->gen == 0);
+        e->fn(loop, e->arg);
+    }
+}
+#endif
+
+/* ---- the model-based suites and the fuzzer ---------------------------------
+ *
+ * They use the loop's invariant checker as an extra check after every step
+ * and inside every callback; their oracle is the reference model
+ * (tests/support/model.h), which sees only the public API.
+ */
+
+/* loop__verify(): 0, or -1 with the first broken internal invariant in *why. */
+static inline int test_loop_verify(const loop_t *loop, const char **why)
+{
+    return loop__verify(loop, why);
 }
 
 #endif /* LOOP_TESTS_INTERNALS_H */
