@@ -120,9 +120,11 @@ static int install_guard(char *map, size_t guard)
             pool.guard = GUARD_MADVISE;
             return 0;
         }
-        if (errno != EINVAL || pool.guard == GUARD_MADVISE)
+        if (errno != EINVAL)
             return -errno;
-        pool.guard = GUARD_MPROTECT; /* the kernel does not know the advice */
+        /* The kernel does not know the advice (or refuses it for this
+         * mapping, as under mlockall(MCL_FUTURE)): mprotect always works. */
+        pool.guard = GUARD_MPROTECT;
     }
     return mprotect(map, guard, PROT_NONE) == 0 ? 0 : -errno;
 }

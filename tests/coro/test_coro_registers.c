@@ -14,6 +14,7 @@
 
 #include <fenv.h>
 
+#include "coro_testing.h"
 #include "loop_coro.h"
 
 #define V(n) ((void *)(uintptr_t)(n))
@@ -193,7 +194,9 @@ static void fpu_control_state_set_inside_does_not_leak_out(void **state)
     assert_int_equal(mxcsr() & (MXCSR_RC | MXCSR_FTZ_DAZ), before & (MXCSR_RC | MXCSR_FTZ_DAZ));
     assert_int_equal(x87_cw(), cw_before);
     assert_true(third() == nearest);
-    assert_true(s.third_up > nearest); /* the coroutine did round upward */
+    /* valgrind's SSE arithmetic always rounds to nearest, and has no FTZ/DAZ. */
+    if (!under_valgrind())
+        assert_true(s.third_up > nearest); /* the coroutine did round upward */
     assert_int_equal(loop_coro_resume(coro, NULL, NULL), 0);
     assert_int_equal(fegetround(), FE_TONEAREST);
     assert_int_equal(loop_coro_free(coro), 0);
@@ -211,9 +214,11 @@ static void fpu_control_state_set_inside_is_back_on_resume(void **state)
     fesetround(FE_TONEAREST);
     assert_int_equal(s.round_after_yield, FE_UPWARD);
     assert_int_equal(s.mxcsr_after_yield & MXCSR_RC, 0x4000u); /* upward */
-    assert_int_equal(s.mxcsr_after_yield & MXCSR_FTZ_DAZ, MXCSR_FTZ_DAZ);
+    if (!under_valgrind())
+        assert_int_equal(s.mxcsr_after_yield & MXCSR_FTZ_DAZ, MXCSR_FTZ_DAZ);
     assert_int_equal(s.cw_after_yield & X87_RC, 0x0800u); /* upward */
-    assert_int_equal(s.cw_after_yield & X87_PC, 0);       /* single */
+    if (!under_valgrind())                                /* nor x87 precision control */
+        assert_int_equal(s.cw_after_yield & X87_PC, 0);   /* single */
     assert_true(s.third_after_yield == s.third_up);
     assert_int_equal(loop_coro_free(coro), 0);
 }
