@@ -9,8 +9,9 @@
  * MADV_GUARD_INSTALL puts markers in the page tables instead: the range
  * stays part of its mapping, and stacks mapped next to each other merge
  * into one mapping.  It is tried once per thread; a kernel without it
- * (EINVAL) makes this thread fall back to mprotect, whose ENOMEM at the
- * map limit is returned as such.
+ * (EINVAL), or an madvise() that accepts anything (an emulator), makes
+ * this thread fall back to mprotect, whose ENOMEM at the map limit is
+ * returned as such.
  */
 #include "coro_internal.h"
 
@@ -113,8 +114,20 @@ static void make_key(void)
     key_ok = pthread_key_create(&pool_key, pool_destructor) == 0;
 }
 
+/*
+ * Whether madvise() tells the truth: an emulator (qemu-user 7) answers 0
+ * to every advice, doing nothing, which would leave stacks unguarded.  A
+ * kernel refuses an advice that does not exist.
+ */
+static bool madvise_is_honest(char *map)
+{
+    return madvise(map, page_size(), 0x7fff) != 0;
+}
+
 static int install_guard(char *map, size_t guard)
 {
+    if (pool.guard == GUARD_UNKNOWN && !madvise_is_honest(map))
+        pool.guard = GUARD_MPROTECT;
     if (pool.guard != GUARD_MPROTECT) {
         if (madvise(map, guard, MADV_GUARD_INSTALL) == 0) {
             pool.guard = GUARD_MADVISE;
