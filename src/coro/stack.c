@@ -50,16 +50,21 @@ struct pool_node {
     struct loop__stack stack;
 };
 
-struct pool {
+/* (cppcheck 2.10 misses the uses of members of a _Thread_local struct.) */
+struct stack_pool {
     struct pool_node *head;
     size_t count;
+    /* cppcheck-suppress unusedStructMember */
     size_t limit;
-    size_t page;     /* the page size, read once per thread */
+    /* cppcheck-suppress unusedStructMember */
+    size_t page; /* the page size, read once per thread */
+    /* cppcheck-suppress unusedStructMember */
     bool registered; /* with the thread-exit destructor */
+    /* cppcheck-suppress unusedStructMember */
     enum guard_kind guard;
 };
 
-static _Thread_local struct pool pool = {.limit = LOOP_CORO_POOL_DEFAULT};
+static _Thread_local struct stack_pool pool = {.limit = LOOP_CORO_POOL_DEFAULT};
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t pool_key;
 static bool key_ok;
@@ -91,7 +96,7 @@ static void unmap(const struct loop__stack *st)
     munmap(st->map, st->map_size);
 }
 
-static void release_all(struct pool *p, size_t keep)
+static void release_all(struct stack_pool *p, size_t keep)
 {
     while (p->count > keep) {
         struct pool_node *n = p->head;
