@@ -34,6 +34,16 @@ struct loop_coro {
     void *sp;           /* the coroutine's stack pointer while it is suspended */
     void *resumer_sp;   /* the resumer's, while the coroutine runs */
     loop_coro *resumer; /* loop_coro_current() of the resumer */
+    /*
+     * Values cross a switch through memory: each side stores the value
+     * the other receives before switching, so that nothing is left to do
+     * after a switch and the switch can return straight to the caller of
+     * loop_coro_resume() or loop_coro_yield().
+     */
+    void **out;    /* where the resumer wants the value yielded or returned */
+    void **in;     /* where the suspended yield wants the next resume's value */
+    void *first;   /* the first resume's value, for the entry */
+    void *discard; /* out and in point here when the caller passed NULL */
     loop_coro_fn *entry;
     void *arg;
     int state; /* enum loop_coro_state */
@@ -63,19 +73,19 @@ size_t loop__stack_guard_size(void);
  * The context switch, in switch_<arch>.S: save the callee-saved registers
  * and floating-point control words on the current stack, store its stack
  * pointer in *save, continue on the stack `to` (as saved by an earlier
- * switch or made by loop__coro_make) and return `value` there.
+ * switch or made by loop__coro_make) and return `rc` there.
  */
-void *loop__coro_switch(void **save, void *to, void *value);
+int loop__coro_switch(void **save, void *to, int rc);
 
 /*
  * Build, below `top` (16-byte aligned), the frame a first switch to a new
  * coroutine pops: the caller's floating-point control words and a return
- * into a trampoline that calls loop__coro_main(c, value).  Returns the
- * stack pointer to switch to.
+ * into a trampoline that calls loop__coro_main(c).  Returns the stack
+ * pointer to switch to.
  */
 void *loop__coro_make(void *top, loop_coro *c);
 
 /* The bottom of every coroutine's stack, in coro.c; never returns. */
-_Noreturn void loop__coro_main(loop_coro *c, void *first);
+_Noreturn void loop__coro_main(loop_coro *c);
 
 #endif /* LOOP_CORO_INTERNAL_H */

@@ -15,7 +15,7 @@
 
     .text
 
-/* void *loop__coro_switch(void **save, void *to, void *value) */
+/* int loop__coro_switch(void **save, void *to, int rc) */
     .globl  loop__coro_switch
     .hidden loop__coro_switch
     .type   loop__coro_switch, %function
@@ -79,14 +79,14 @@ loop__coro_switch:
     .cfi_restore x28
     .cfi_restore x29
     .cfi_restore x30
-    mov     x0, x2
+    mov     w0, w2
     ret
     .cfi_endproc
     .size   loop__coro_switch, .-loop__coro_switch
 
 /*
  * The first frame of every coroutine: the first switch "returns" here with
- * the coroutine in x19 and the first resume's value in x0.  Its return
+ * the coroutine in x19.  Its return
  * address (x30) is undefined, which tells debuggers and unwinders that the
  * stack ends here.
  */
@@ -95,7 +95,6 @@ loop__coro_switch:
 loop__coro_trampoline:
     .cfi_startproc
     .cfi_undefined x30
-    mov     x1, x0
     mov     x0, x19
     bl      loop__coro_main
     brk     #0x3e8              /* loop__coro_main never returns */
