@@ -42,19 +42,21 @@
  * per thread: no lock is ever taken.
  *
  * Stacks.  Each coroutine has a stack of its own, mmap'd and committed
- * lazily (a coroutine that touches one page costs one page), with guard
- * pages below it: an overflow is a SIGSEGV on the guard, never silent
- * corruption.  (A program that handles SIGSEGV itself needs sigaltstack()
- * to run the handler.)  Where the kernel offers MADV_GUARD_INSTALL (Linux
- * 6.13 and later) the guard costs no mapping of its own, so stacks next to
- * each other merge into one mapping and any number of coroutines fit in
- * vm.max_map_count.  Elsewhere the guard is an mprotect(PROT_NONE) page
- * range, which costs a second mapping per stack: about
- * vm.max_map_count / 2 (32,765 by default) stacks can exist at once, and
- * loop_coro_new() then returns -ENOMEM.  The coroutine's own state lives at
- * the top of its stack mapping; no malloc() is made.  Freed stacks go to a
- * per-thread pool and are reused by the next loop_coro_new() of the same
- * size on that thread.
+ * lazily (a coroutine that touches one page costs one page), with a guard
+ * of four pages below it: an overflow is a SIGSEGV on the guard, never
+ * silent corruption (a frame larger than the guard could still jump over
+ * it, as on any thread's stack, unless built with
+ * -fstack-clash-protection).  A program that handles SIGSEGV itself needs
+ * sigaltstack() to run its handler.  Where the kernel offers
+ * MADV_GUARD_INSTALL (Linux 6.13 and later) the guard costs no mapping of
+ * its own, so stacks next to each other merge into one mapping and any
+ * number of coroutines fit in vm.max_map_count.  Elsewhere the guard is an
+ * mprotect(PROT_NONE) page range, which costs a second mapping per stack:
+ * about vm.max_map_count / 2 (32,765 by default) stacks can exist at once,
+ * and loop_coro_new() then returns -ENOMEM.  The coroutine's own state
+ * lives at the top of its stack mapping; no malloc() is made.  Freed stacks
+ * go to a per-thread pool and are reused by the next loop_coro_new() of the
+ * same size on that thread.
  *
  * Tools.  Built with -fsanitize=address, the switches tell AddressSanitizer
  * about each stack change (__sanitizer_start/finish_switch_fiber), so
