@@ -72,7 +72,7 @@ static void a_debugger_backtrace_inside_a_coroutine_ends_at_its_first_frame(void
     if (top == NULL)
         fail_msg("no backtrace in gdb's output:\n%s", out);
     const char *last = strrchr(top, '#');
-    if (strstr(top, "entry") == NULL || strstr(last, "loop__coro_trampoline") == NULL ||
+    if (strstr(top, "entry") == NULL || strstr(last, "coro_trampoline") == NULL ||
         strstr(top, "?? ()") != NULL)
         fail_msg("the backtrace does not end at the coroutine's first frame:\n%s", top);
 }
