@@ -1,0 +1,181 @@
+/*
+ * Coroutines: generator semantics over the context switch of
+ * switch_<arch>.S.
+ *
+ * A resume records who resumed (loop_coro_current() then, and the stack
+ * pointer to come back to), marks the coroutine running and switches to
+ * it; a yield or the entry's return hands its value over and switches
+ * back.  The coroutine's state lives at the top of its own stack mapping,
+ * so a coroutine costs one mapping and no malloc().
+ */
+#include "coro_internal.h"
+
+#include <errno.h>
+#include <stdbool.h>
+
+#if LOOP_CORO_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+_Static_assert(sizeof(struct loop_coro) <= LOOP__CORO_HEAD, "loop_coro outgrew its room");
+
+/*
+ * The coroutine running on this thread.  initial-exec: a shared library's
+ * default (global-dynamic) would call __tls_get_addr on every switch.
+ */
+static _Thread_local loop_coro *current __attribute__((tls_model("initial-exec")));
+
+/*
+ * The two switches.  AddressSanitizer keeps a record of the stack it runs
+ * on: each switch says where it goes before (start) and confirms on
+ * arrival (finish), and a coroutine's fake stack
+ * (detect_stack_use_after_return) is saved while it is suspended and
+ * destroyed (NULL) when it returns.  Without it, nothing follows a switch,
+ * so the compiler makes it a tail call and the switch returns straight to
+ * the caller of loop_coro_resume() or loop_coro_yield().
+ */
+#if LOOP_CORO_ASAN
+static const void *stack_bottom(const loop_coro *c)
+{
+    return c->stack.map + loop__stack_guard_size();
+}
+
+static size_t stack_size(const loop_coro *c)
+{
+    return (size_t)((const char *)c - (const char *)stack_bottom(c));
+}
+
+static void asan_in_coro(loop_coro *c)
+{
+    __sanitizer_finish_switch_fiber(c->fake_stack, &c->resumer_bottom, &c->resumer_size);
+}
+
+static int switch_to_coro(loop_coro *c)
+{
+    __sanitizer_start_switch_fiber(&c->resumer_fake_stack, stack_bottom(c), stack_size(c));
+    int rc = loop__coro_switch(&c->resumer_sp, c->sp, 0);
+    __sanitizer_finish_switch_fiber(c->resumer_fake_stack, NULL, NULL);
+    return rc;
+}
+
+/* done: the coroutine will not run again, so its fake stack goes. */
+static int switch_to_resumer(loop_coro *c, int rc, bool done)
+{
+    __sanitizer_start_switch_fiber(done ? NULL : &c->fake_stack, c->resumer_bottom,
+                                   c->resumer_size);
+    rc = loop__coro_switch(&c->sp, c->resumer_sp, rc);
+    asan_in_coro(c);
+    return rc;
+}
+#else
+static void asan_in_coro(loop_coro *c)
+{
+    (void)c;
+}
+
+static int switch_to_coro(loop_coro *c)
+{
+    return loop__coro_switch(&c->resumer_sp, c->sp, 0);
+}
+
+static int switch_to_resumer(loop_coro *c, int rc, bool done)
+{
+    (void)done;
+    return loop__coro_switch(&c->sp, c->resumer_sp, rc);
+}
+#endif
+
+int loop_coro_new(loop_coro **out, loop_coro_fn *entry, void *arg, size_t stack_size)
+{
+    struct loop__stack st;
+
+    if (out == NULL || entry == NULL || stack_size > LOOP_CORO_STACK_MAX)
+        return -EINVAL;
+    if (stack_size == 0)
+        stack_size = LOOP_CORO_STACK_DEFAULT;
+    else if (stack_size < LOOP_CORO_STACK_MIN)
+        stack_size = LOOP_CORO_STACK_MIN;
+    int err = loop__stack_take(stack_size, &st);
+    if (err < 0)
+        return err;
+
+    loop_coro *c = (loop_coro *)(st.map + st.map_size - LOOP__CORO_HEAD);
+    *c = (loop_coro){.entry = entry, .arg = arg, .state = LOOP_CORO_SUSPENDED, .stack = st};
+    c->in = &c->first;
+    c->sp = loop__coro_make(c, c);
+    *out = c;
+    return 0;
+}
+
+/* The value goes where the pending yield (or the entry) wants it, and the
+ * yielder will store its own where `out` says. */
+int loop_coro_resume(loop_coro *c, void *in, void **out)
+{
+    if (c == NULL || c->state == LOOP_CORO_DONE)
+        return -EINVAL;
+    if (c->state == LOOP_CORO_RUNNING)
+        return -EBUSY;
+    *c->in = in;
+    c->out = out != NULL ? out : &c->discard;
+    c->resumer = current;
+    c->state = LOOP_CORO_RUNNING;
+    current = c;
+    return switch_to_coro(c); /* 1 from a yield, 0 from the end */
+}
+
+/* The resumer's side of the switch is done here, before it. */
+int loop_coro_yield(void *out, void **in)
+{
+    loop_coro *c = current;
+
+    if (c == NULL)
+        return -EPERM;
+    *c->out = out;
+    c->in = in != NULL ? in : &c->discard;
+    c->state = LOOP_CORO_SUSPENDED;
+    current = c->resumer;
+    /* When this returns it may be on another thread: no thread-local is read. */
+    return switch_to_resumer(c, 1, false);
+}
+
+/*
+ * After the entry returned: a function of its own, so that the thread-local
+ * `current` is found anew (the coroutine may have moved to another thread
+ * since it started, and a compiler may keep the thread pointer across the
+ * entry's call).
+ */
+static __attribute__((noinline)) _Noreturn void finish(loop_coro *c, void *result)
+{
+    *c->out = result;
+    c->state = LOOP_CORO_DONE;
+    current = c->resumer;
+    switch_to_resumer(c, 0, true);
+    __builtin_unreachable(); /* nothing switches to a done coroutine */
+}
+
+_Noreturn void loop__coro_main(loop_coro *c)
+{
+    asan_in_coro(c);
+    finish(c, c->entry(c->arg, c->first));
+}
+
+loop_coro *loop_coro_current(void)
+{
+    return current;
+}
+
+int loop_coro_status(const loop_coro *c)
+{
+    return c == NULL ? -EINVAL : c->state;
+}
+
+int loop_coro_free(loop_coro *c)
+{
+    if (c == NULL)
+        return -EINVAL;
+    if (c->state == LOOP_CORO_RUNNING)
+        return -EBUSY;
+    struct loop__stack st = c->stack; /* c lives on that stack */
+    loop__stack_give(&st);
+    return 0;
+}

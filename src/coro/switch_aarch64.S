@@ -1,0 +1,132 @@
+/*
+ * The coroutine context switch for AArch64 (AAPCS64).  Only what the ABI
+ * makes callee-saved is kept: x19-x28, the frame pointer x29, the link
+ * register x30 (the return address), sp, d8-d15 (the low halves of
+ * v8-v15) and the floating-point control register FPCR.  Every frame this
+ * file builds or saves has the same 176-byte shape:
+ *
+ *     sp+0   x19 x20 | x21 x22 | x23 x24 | x25 x26 | x27 x28 | x29 x30
+ *     sp+96  d8 d9 | d10 d11 | d12 d13 | d14 d15
+ *     sp+160 FPCR, spare
+ *
+ * so the CFI of loop__coro_switch is right on either side of the switch.
+ */
+#if defined(__aarch64__) && defined(__ELF__)
+
+    .text
+
+/* int loop__coro_switch(void **save, void *to, int rc) */
+    .globl  loop__coro_switch
+    .hidden loop__coro_switch
+    .type   loop__coro_switch, %function
+    .p2align 4
+loop__coro_switch:
+    .cfi_startproc
+    sub     sp, sp, #176
+    .cfi_def_cfa_offset 176
+    stp     x19, x20, [sp, #0]
+    stp     x21, x22, [sp, #16]
+    stp     x23, x24, [sp, #32]
+    stp     x25, x26, [sp, #48]
+    stp     x27, x28, [sp, #64]
+    stp     x29, x30, [sp, #80]
+    .cfi_offset x19, -176
+    .cfi_offset x20, -168
+    .cfi_offset x21, -160
+    .cfi_offset x22, -152
+    .cfi_offset x23, -144
+    .cfi_offset x24, -136
+    .cfi_offset x25, -128
+    .cfi_offset x26, -120
+    .cfi_offset x27, -112
+    .cfi_offset x28, -104
+    .cfi_offset x29, -96
+    .cfi_offset x30, -88
+    stp     d8, d9, [sp, #96]
+    stp     d10, d11, [sp, #112]
+    stp     d12, d13, [sp, #128]
+    stp     d14, d15, [sp, #144]
+    mrs     x9, fpcr
+    str     x9, [sp, #160]
+
+    mov     x10, sp
+    str     x10, [x0]
+    mov     sp, x1              /* now on the other stack, same frame shape */
+
+    ldr     x9, [sp, #160]
+    msr     fpcr, x9
+    ldp     d8, d9, [sp, #96]
+    ldp     d10, d11, [sp, #112]
+    ldp     d12, d13, [sp, #128]
+    ldp     d14, d15, [sp, #144]
+    ldp     x19, x20, [sp, #0]
+    ldp     x21, x22, [sp, #16]
+    ldp     x23, x24, [sp, #32]
+    ldp     x25, x26, [sp, #48]
+    ldp     x27, x28, [sp, #64]
+    ldp     x29, x30, [sp, #80]
+    add     sp, sp, #176
+    .cfi_def_cfa_offset 0
+    .cfi_restore x19
+    .cfi_restore x20
+    .cfi_restore x21
+    .cfi_restore x22
+    .cfi_restore x23
+    .cfi_restore x24
+    .cfi_restore x25
+    .cfi_restore x26
+    .cfi_restore x27
+    .cfi_restore x28
+    .cfi_restore x29
+    .cfi_restore x30
+    mov     w0, w2
+    ret
+    .cfi_endproc
+    .size   loop__coro_switch, .-loop__coro_switch
+
+/*
+ * The first frame of every coroutine: the first switch "returns" here with
+ * the coroutine in x19.  Its return
+ * address (x30) is undefined, which tells debuggers and unwinders that the
+ * stack ends here.
+ */
+    .type   loop__coro_trampoline, %function
+    .p2align 4
+loop__coro_trampoline:
+    .cfi_startproc
+    .cfi_undefined x30
+    mov     x0, x19
+    bl      loop__coro_main
+    brk     #0x3e8              /* loop__coro_main never returns */
+    .cfi_endproc
+    .size   loop__coro_trampoline, .-loop__coro_trampoline
+
+/* void *loop__coro_make(void *top, loop_coro *c) */
+    .globl  loop__coro_make
+    .hidden loop__coro_make
+    .type   loop__coro_make, %function
+    .p2align 4
+loop__coro_make:
+    .cfi_startproc
+    and     x0, x0, #~15
+    sub     x0, x0, #(16 + 176) /* 16 bytes of slack above the frame */
+    stp     x1, xzr, [x0, #0]   /* x19: the coroutine; x20 */
+    stp     xzr, xzr, [x0, #16]
+    stp     xzr, xzr, [x0, #32]
+    stp     xzr, xzr, [x0, #48]
+    stp     xzr, xzr, [x0, #64]
+    adr     x9, loop__coro_trampoline
+    stp     xzr, x9, [x0, #80]  /* x29: no frame above; x30: the trampoline */
+    stp     xzr, xzr, [x0, #96]
+    stp     xzr, xzr, [x0, #112]
+    stp     xzr, xzr, [x0, #128]
+    stp     xzr, xzr, [x0, #144]
+    mrs     x9, fpcr            /* the caller's control register */
+    stp     x9, xzr, [x0, #160]
+    ret
+    .cfi_endproc
+    .size   loop__coro_make, .-loop__coro_make
+
+#endif
+
+    .section .note.GNU-stack, "", %progbits
