@@ -15,13 +15,6 @@
  *    signal is added again before it would have run
  *    (signal-dispatch-no-generation).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -30,33 +23,8 @@
 #include <unistd.h>
 
 #include "fdleak.h"
-#include "loop.h"
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static loop_t *new_loop_with(loop_options o)
-{
-    loop_t *l = NULL;
-    assert_int_equal(loop_new_with(&l, &o), 0);
-    return l;
-}
-
-static void count_cb(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (*(int *)arg)++;
-}
-
-static void nothing_cb(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (void)arg;
-}
+#include "fixtures.h"
+#include "realtime.h"
 
 /* ---- repeating timers ------------------------------------------------- */
 
@@ -177,9 +145,9 @@ static void test_blocked_loop_is_not_woken_by_a_cancelled_timers_deadline(void *
     /* One iteration that would wait for a 5 ms timer, but returns at once
      * (a threadsafe call is queued), so the loop prepared that wait. */
     loop_handle h;
-    assert_int_equal(loop_call_later(l, LOOP_MS(5), nothing_cb, NULL, &h), 0);
+    assert_int_equal(loop_call_later(l, LOOP_MS(5), nop_cb, NULL, &h), 0);
     uint64_t deadline = mono_ns() + LOOP_MS(5);
-    assert_int_equal(loop_call_soon_threadsafe(l, nothing_cb, NULL), 0);
+    assert_int_equal(loop_call_soon_threadsafe(l, nop_cb, NULL), 0);
     assert_int_equal(loop_run_once(l, -1), 0);
     assert_int_equal(loop_cancel(l, h), 0);
 
