@@ -161,6 +161,29 @@ static void test_made_up_handles_are_enoent_and_touch_no_callback(void **state)
     assert_int_equal(loop_free(loop), 0);
 }
 
+/*
+ * A free slot's generation is even.  A handle that names a free slot with
+ * exactly that generation (as a forged or corrupted id can, since handle
+ * ids are only xored with the loop's key) must not be taken for a live
+ * one: cancelling it would free the slot a second time.  A fresh loop's
+ * first slot is live at generation 1 and free at 2, so the id of its first
+ * handle with generation bits 1 ^ 2 flipped names the free slot.
+ */
+static void test_a_handle_naming_a_free_slot_at_its_even_generation_is_enoent(void **state)
+{
+    (void)state;
+    loop_t *loop = new_virtual_loop(false);
+    loop_handle h;
+    assert_int_equal(loop_call_later(loop, LOOP_MS(1), count, (void *)0, &h), 0);
+    assert_int_equal(loop_cancel(loop, h), 0);
+    loop_handle free_slot = {h.id ^ ((uint64_t)(1 ^ 2) << 32)};
+    assert_int_equal(loop_cancel(loop, free_slot), -ENOENT);
+    assert_int_equal(loop_reschedule(loop, free_slot, LOOP_MS(1)), -ENOENT);
+    assert_int_equal(test_live_slots(loop), 0);
+    assert_loop_valid(loop);
+    assert_int_equal(loop_free(loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_forged_handles_are_rejected),
         cmocka_unit_test(test_a_handle_of_another_loop_neither_cancels_nor_moves_a_callback),
         cmocka_unit_test(test_made_up_handles_are_enoent_and_touch_no_callback),
+        cmocka_unit_test(test_a_handle_naming_a_free_slot_at_its_even_generation_is_enoent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
