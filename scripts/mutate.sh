@@ -18,7 +18,7 @@
 # mutant is
 #
 #   killed          some test failed (or timed out)
-#   killed (build)  the mutated copy did not build
+#   STALE (build)   the mutated copy does not compile: it tests nothing
 #   survived        every test passed: the promise it breaks is untested
 #   STALE           its snippet is not found exactly once in the file: the
 #                   code moved on and the list must be brought in step
@@ -358,8 +358,9 @@ for i in "${selected[@]}"; do
         py apply "$LIST" "$scratch/tree" "$id"
         mapfile -t sel < <(selection "$i")
         if ! cmake --build "$scratch/build" -j"$JOBS" >"$log" 2>&1; then
-            result="killed (build)"
-            nkilled=$((nkilled + 1))
+            # A mutant the compiler refuses tests nothing: re-anchor it.
+            result="STALE (build)" detail="the mutated copy does not compile"
+            nstale=$((nstale + 1))
         elif ! run_ctest "$log" "${sel[@]}"; then
             result=killed detail=$(failed_tests "$log")
             nkilled=$((nkilled + 1))
