@@ -1,20 +1,23 @@
 /*
  * Futures.  Each loop with futures has a registry, attached to the loop
- * (loop_attach): the allocator, every live future, and every batch of done
- * callbacks queued on the loop but not yet run.
+ * (loop_attach): the allocator, every live future, and every late batch
+ * of done callbacks queued on the loop but not yet run.
  *
- * Completing a future hands its list of done callbacks to a batch that is
- * queued with one loop_call_soon(); the batch runs them in order.  The
- * completion's batch lives inside the future, so completing allocates
- * nothing: only the ring entry may fail (-ENOMEM), and then nothing has
- * changed.  A callback added to a future that is done already gets a batch
- * of its own, queued at once, as asyncio queues it.
+ * Completing a future queues its list of done callbacks with one
+ * loop_call_soon(), and that entry runs them in order.  The list stays in
+ * the future (no callback can join it once the future is done), so
+ * completing allocates nothing: only the ring entry may fail (-ENOMEM),
+ * and then nothing has changed.  While the entry is queued the future
+ * stays alive (`queued`): its last unref then leaves the freeing to the
+ * entry.  A callback added to a future that is done already gets a late
+ * batch of its own, queued at once, as asyncio queues it; a late batch
+ * holds a reference.
  *
- * A queued batch holds a reference to its future.  If the loop is freed
- * first, the registry's release drops those references and frees whatever
- * is left: futures must not outlive their loop (see loop_future.h).  The
- * registry keeps the allocator itself (loop_get_allocator), so that memory
- * is freed the way it came even while the loop is being torn down.
+ * If the loop is freed first, the registry's release drops what queued
+ * entries hold and frees whatever is left: futures must not outlive their
+ * loop (see loop_future.h).  The registry keeps the allocator itself
+ * (loop_get_allocator), so memory is freed the way it came even while the
+ * loop is being torn down.
  */
 #include "future_internal.h"
 
@@ -27,18 +30,11 @@ struct done_cb {
     void *arg;
 };
 
-/*
- * A batch of done callbacks queued as one ring entry.  The completion's
- * batch is inside its future, and is found through the future's `queued`
- * flag when the loop is freed; a late callback's batch (added to a done
- * future) is allocated, and listed in the registry.
- */
+/* A callback added to a done future, queued on its own. */
 struct batch {
-    loop_future *f;
-    struct done_cb *cbs; /* owned: the future's list, unless it is `one` */
-    uint32_t n;
+    loop_future *f; /* referenced while queued */
     struct done_cb one;
-    struct batch *prev, *next; /* late batches: in the registry while queued */
+    struct batch *prev, *next; /* in the registry while queued */
 };
 
 struct registry {
@@ -58,11 +54,10 @@ struct loop_future {
     void *result;
     loop_future_cancel_fn *canceller;
     void *canceller_arg;
-    struct done_cb *cbs; /* not yet scheduled: `first`, or an array */
+    struct done_cb *cbs; /* pending: to be queued; done: queued or run */
     uint32_t ncbs, cap;
     struct done_cb first; /* one callback needs no array */
-    bool queued;          /* the completion's batch is in the ring */
-    struct batch done;    /* the completion's batch */
+    bool queued;          /* its callbacks are in the ring: keep it alive */
     void *aux;            /* loop__future_aux */
 };
 
@@ -148,7 +143,7 @@ void loop_future_ref(loop_future *f)
 
 void loop_future_unref(loop_future *f)
 {
-    if (f && --f->refs == 0)
+    if (f && --f->refs == 0 && !f->queued)
         destroy(f);
 }
 
@@ -157,11 +152,19 @@ loop_t *loop_future_loop(const loop_future *f)
     return f ? f->loop : NULL;
 }
 
-/* ---- batches of done callbacks -------------------------------------------- */
+/* ---- queued callbacks ------------------------------------------------------- */
 
-static bool is_late(const struct batch *b)
+/* The completion's entry: the future's own list, in order. */
+static void run_done(loop_t *loop, void *arg)
 {
-    return b != &b->f->done;
+    (void)loop;
+    loop_future *f = arg;
+    const struct done_cb *cb = f->cbs;
+    for (uint32_t i = 0, n = f->ncbs; i < n; i++)
+        cb[i].fn(f, cb[i].arg); /* a callback may add late ones, never to this list */
+    f->queued = false;
+    if (f->refs == 0)
+        destroy(f);
 }
 
 static void unlink_late(struct registry *r, struct batch *b)
@@ -174,44 +177,30 @@ static void unlink_late(struct registry *r, struct batch *b)
         b->next->prev = b->prev;
 }
 
-/* The batch has run, or never will: free what it owns, and its reference. */
-static void finish_batch(struct batch *b)
+/* A late batch has run, or never will. */
+static void finish_late(struct batch *b)
 {
     loop_future *f = b->f;
-    struct registry *r = f->reg;
-    if (b->cbs != &b->one && b->cbs != &f->first)
-        mem(r, b->cbs, 0);
-    if (is_late(b)) {
-        unlink_late(r, b);
-        mem(r, b, 0);
-    } else {
-        f->queued = false;
-    }
+    unlink_late(f->reg, b);
+    mem(f->reg, b, 0);
     loop_future_unref(f);
 }
 
-static void run_batch(loop_t *loop, void *arg)
+static void run_late(loop_t *loop, void *arg)
 {
     (void)loop;
     struct batch *b = arg;
-    loop_future *f = b->f;
-    for (uint32_t i = 0; i < b->n; i++)
-        b->cbs[i].fn(f, b->cbs[i].arg);
-    finish_batch(b);
+    b->one.fn(b->f, b->one.arg);
+    finish_late(b);
 }
 
-static int queue_batch(loop_future *f, struct batch *b)
+static int queue_late(loop_future *f, struct batch *b)
 {
-    int err = loop_call_soon(f->loop, run_batch, b, NULL);
+    int err = loop_call_soon(f->loop, run_late, b, NULL);
     if (err)
         return err;
-    b->f = f;
-    f->refs++;
-    if (b == &f->done) {
-        f->queued = true;
-        return 0;
-    }
     struct registry *r = f->reg;
+    f->refs++;
     b->prev = NULL;
     b->next = r->queued;
     if (r->queued)
@@ -221,7 +210,7 @@ static int queue_batch(loop_future *f, struct batch *b)
 }
 
 /*
- * loop_free: queued batches will never run.  Drop what they hold, then
+ * loop_free: queued entries will never run.  Drop what they hold, then
  * free every future still alive: none may outlive its loop.
  */
 static void release_registry(loop_t *loop, void *data)
@@ -229,12 +218,7 @@ static void release_registry(loop_t *loop, void *data)
     (void)loop;
     struct registry *r = data;
     while (r->queued)
-        finish_batch(r->queued);
-    for (loop_future *f = r->live, *next; f; f = next) {
-        next = f->next;
-        if (f->queued)
-            f->refs++, finish_batch(&f->done); /* keeps f: freed just below */
-    }
+        finish_late(r->queued);
     while (r->live)
         destroy(r->live);
     mem(r, r, 0);
@@ -247,18 +231,14 @@ static int complete(loop_future *f, enum loop_future_state state, int err, void 
     if (!f || f->state != LOOP_FUTURE_PENDING)
         return -EINVAL;
     if (f->ncbs) {
-        f->done.cbs = f->cbs;
-        f->done.n = f->ncbs;
-        int qerr = queue_batch(f, &f->done);
+        int qerr = loop_call_soon(f->loop, run_done, f, NULL);
         if (qerr)
             return qerr; /* still pending, callbacks still listed */
-        f->cbs = NULL;   /* the batch owns the list now */
-        f->ncbs = f->cap = 0;
+        f->queued = true;
     }
-    f->state = state;
+    f->state = state; /* a done future's canceller is never called: it may stay */
     f->err = err;
     f->result = result;
-    f->canceller = NULL;
     return 0;
 }
 
@@ -341,10 +321,8 @@ int loop_future_add_done(loop_future *f, loop_future_fn *fn, void *arg)
         struct batch *b = mem(r, NULL, sizeof(*b));
         if (!b)
             return -ENOMEM;
-        *b = (struct batch){.one = {fn, arg}, .n = 1};
-        b->cbs = &b->one;
-        b->f = f;
-        int err = queue_batch(f, b);
+        *b = (struct batch){.f = f, .one = {fn, arg}};
+        int err = queue_late(f, b);
         if (err)
             mem(r, b, 0);
         return err;
@@ -373,6 +351,8 @@ int loop_future_remove_done(loop_future *f, loop_future_fn *fn, void *arg)
 {
     if (!f || !fn)
         return -EINVAL;
+    if (f->state != LOOP_FUTURE_PENDING)
+        return 0; /* its callbacks are queued, or ran: they stay */
     uint32_t kept = 0;
     for (uint32_t i = 0; i < f->ncbs; i++)
         if (f->cbs[i].fn != fn || f->cbs[i].arg != arg)
