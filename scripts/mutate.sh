@@ -260,7 +260,7 @@ run_ctest() {
         sleep 0.2
     done
     ctest_pid=""
-    wait "$pid"
+    { wait "$pid"; } 2>/dev/null # bash's own "Killed" line for the group we ended
 }
 
 # Kill the running ctest and its tests (its own process group, from setsid).
