@@ -20,6 +20,28 @@ static bool valid_set(const loop_t *loop, loop_future *const *fs, size_t n)
     return true;
 }
 
+/* Add fn(f, arg) as a done callback of every future of the set, or of none. */
+static int listen_all(loop_future *const *fs, size_t n, loop_future_fn *fn, void *arg)
+{
+    int err = 0;
+    size_t i = 0;
+    for (; !err && i < n; i++)
+        err = loop_future_add_done(fs[i], fn, arg);
+    if (err)
+        while (i-- > 0)
+            loop_future_remove_done(fs[i], fn, arg);
+    return err;
+}
+
+/* Keep the set (a reference to each) in children. */
+static void keep_all(loop_future **children, loop_future *const *fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        children[i] = fs[i];
+        loop_future_ref(fs[i]);
+    }
+}
+
 /* The outcome of a child as an error: 0, its error, or -ECANCELED. */
 static int child_error(const loop_future *f)
 {
@@ -89,20 +111,12 @@ int loop_gather(loop_t *loop, loop_future *const *fs, size_t n, loop_future **ou
         goto done;
     }
     struct gather *g = loop__future_aux(outer, sizeof(*g) + n * sizeof(loop_future *));
-    err = g ? 0 : -ENOMEM;
-    for (size_t i = 0; !err && i < n; i++)
-        err = loop_future_add_done(fs[i], gather_child_done, g);
-    if (err) { /* take back what was added: nothing was started */
-        for (size_t i = 0; g && i < n; i++)
-            loop_future_remove_done(fs[i], gather_child_done, g);
+    err = g ? listen_all(fs, n, gather_child_done, g) : -ENOMEM;
+    if (err)
         goto done;
-    }
     g->outer = outer;
     g->n = n;
-    for (size_t i = 0; i < n; i++) {
-        g->children[i] = fs[i];
-        loop_future_ref(fs[i]);
-    }
+    keep_all(g->children, fs, n);
     loop_future_ref(outer);
     loop_future_set_canceller(outer, gather_cancel, g);
 done:
@@ -188,11 +202,9 @@ int loop_wait(loop_t *loop, loop_future *const *fs, size_t n, enum loop_wait_unt
     err = w ? 0 : -ENOMEM;
     if (!err && timeout_ns >= 0)
         err = loop_call_later(loop, (uint64_t)timeout_ns, wait_timeout, w, &w->timer);
-    for (size_t i = 0; !err && i < n; i++)
-        err = loop_future_add_done(fs[i], wait_child_done, w);
+    if (!err)
+        err = listen_all(fs, n, wait_child_done, w);
     if (err) {
-        for (size_t i = 0; w && i < n; i++)
-            loop_future_remove_done(fs[i], wait_child_done, w);
         if (w)
             loop_cancel(loop, w->timer);
         loop_future_unref(outer);
@@ -200,10 +212,7 @@ int loop_wait(loop_t *loop, loop_future *const *fs, size_t n, enum loop_wait_unt
     }
     *w = (struct wait){.loop = loop, .outer = outer, .until = until, .n = n, .timer = w->timer};
     w->pending_callbacks = n + (timeout_ns >= 0);
-    for (size_t i = 0; i < n; i++) {
-        w->children[i] = fs[i];
-        loop_future_ref(fs[i]);
-    }
+    keep_all(w->children, fs, n);
     loop_future_ref(outer);
     *out = outer;
     return 0;
@@ -276,11 +285,9 @@ int loop_as_completed_new(loop_t *loop, loop_future *const *fs, size_t n, int64_
     err = ac ? 0 : -ENOMEM;
     if (!err && timeout_ns >= 0 && n)
         err = loop_call_later(loop, (uint64_t)timeout_ns, ac_timeout, ac, &ac->timer);
-    for (size_t i = 0; !err && i < n; i++)
-        err = loop_future_add_done(fs[i], ac_child_done, ac);
+    if (!err)
+        err = listen_all(fs, n, ac_child_done, ac);
     if (err) {
-        for (size_t i = 0; ac && i < n; i++)
-            loop_future_remove_done(fs[i], ac_child_done, ac);
         if (ac)
             loop_cancel(loop, ac->timer);
         loop_future_unref(holder);
@@ -292,10 +299,7 @@ int loop_as_completed_new(loop_t *loop, loop_future *const *fs, size_t n, int64_
     ac->order = ac->children + n;
     ac->waiters = ac->order + n;
     ac->pending_callbacks = n + (timeout_ns >= 0 && n) + 1; /* + 1: the caller's */
-    for (size_t i = 0; i < n; i++) {
-        ac->children[i] = fs[i];
-        loop_future_ref(fs[i]);
-    }
+    keep_all(ac->children, fs, n);
     *out = ac;
     return 0;
 }

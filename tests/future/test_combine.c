@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "counting_alloc.h"
 #include "fixtures.h"
 #include "loop_future.h"
 
@@ -426,6 +427,73 @@ static void test_combinators_left_pending_are_freed_with_the_loop(void **state)
     assert_int_equal(loop_free(l), 0); /* ASan and valgrind: nothing leaks */
 }
 
+/*
+ * Each combinator, with the k-th allocation failing: it returns 0, or
+ * -ENOMEM with nothing started (the children complete later with no
+ * callback of it left), and nothing leaks.
+ */
+static bool combine_scenario(long fail_at)
+{
+    struct counting_alloc a = {0};
+    loop_t *l;
+    assert_int_equal(loop_new_with(&l, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL,
+                                                       .realloc = counting_realloc,
+                                                       .alloc_ctx = &a}),
+                     0);
+    loop_future *fs[3];
+    new_futures(l, fs, 3);
+    a.fail_at = a.calls + fail_at;
+    loop_future *g = NULL, *w = NULL, *wf = NULL, *next = NULL;
+    loop_as_completed *ac = NULL;
+    int err[5] = {
+        loop_gather(l, fs, 3, &g),
+        loop_wait(l, fs, 3, LOOP_ALL_COMPLETED, (int64_t)LOOP_MS(9), &w),
+        loop_wait_for(l, fs[0], LOOP_MS(9), &wf),
+        loop_as_completed_new(l, fs, 3, (int64_t)LOOP_MS(9), &ac),
+        0,
+    };
+    if (ac)
+        err[4] = loop_as_completed_next(ac, &next);
+    for (int i = 0; i < 5; i++)
+        assert_true(err[i] == 0 || err[i] == -ENOMEM);
+    assert_true((g != NULL) == (err[0] == 0));
+    assert_true((w != NULL) == (err[1] == 0));
+    assert_true((wf != NULL) == (err[2] == 0));
+    assert_true((ac != NULL) == (err[3] == 0));
+    a.fail_at = 0;
+    struct at done[3] = {{fs[0], 1}, {fs[1], 2}, {fs[2], 3}};
+    for (int i = 0; i < 3; i++)
+        complete_at(l, &done[i], (uint64_t)i + 1);
+    assert_int_equal(loop_run(l), 0);
+    if (g)
+        assert_int_equal(loop_future_result(g, NULL), 0);
+    if (w)
+        assert_true(loop_future_done(w));
+    if (wf)
+        assert_int_equal(loop_future_result(wf, NULL), 0);
+    if (next)
+        assert_true(loop_future_done(next));
+    loop_future_unref(g);
+    loop_future_unref(w);
+    loop_future_unref(wf);
+    loop_future_unref(next);
+    loop_as_completed_free(ac);
+    unref_all(fs, 3);
+    assert_int_equal(loop_free(l), 0);
+    assert_int_equal(a.live_blocks, 0);
+    assert_int_equal(a.bad_frees, 0);
+    return a.failures > 0;
+}
+
+static void test_every_allocation_failure_of_a_combinator_starts_nothing(void **state)
+{
+    (void)state;
+    long k = 1;
+    while (combine_scenario(k))
+        k++;
+    assert_true(k > 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_wait_for_gives_the_outcome_of_an_inner_that_refuses_the_cancel),
         cmocka_unit_test(test_a_cancel_of_wait_for_is_never_swallowed),
         cmocka_unit_test(test_combinators_left_pending_are_freed_with_the_loop),
+        cmocka_unit_test(test_every_allocation_failure_of_a_combinator_starts_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counting_alloc.h"
 #include "fixtures.h"
 #include "loop_future.h"
 
@@ -328,38 +329,17 @@ static void test_freeing_the_loop_releases_queued_callbacks_and_futures(void **s
 
 /* ---- allocation failure -------------------------------------------------------------- */
 
-struct failing {
-    long calls, fail_at, live;
-};
-
-static void *failing_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct failing *a = ctx;
-    if (size && ++a->calls == a->fail_at)
-        return NULL;
-    if (!size) {
-        if (ptr)
-            a->live--;
-        free(ptr);
-        return NULL;
-    }
-    if (!ptr)
-        a->live++;
-    return realloc(ptr, size);
-}
-
 /* Every call either works or says -ENOMEM and changes nothing; the loop and
  * the futures stay usable, and nothing leaks. */
 static bool alloc_scenario(long fail_at)
 {
-    struct failing a = {0};
+    struct counting_alloc a = {0};
     loop_t *l;
     assert_int_equal(loop_new_with(&l, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL,
-                                                       .realloc = failing_realloc,
+                                                       .realloc = counting_realloc,
                                                        .alloc_ctx = &a}),
                      0);
-    a.calls = 0; /* count from here: the loop itself is made */
-    a.fail_at = fail_at;
+    a.fail_at = a.calls + fail_at; /* count from here: the loop itself is made */
     reset_trace();
     loop_future *f[4] = {0};
     int added = 0;
@@ -392,8 +372,9 @@ static bool alloc_scenario(long fail_at)
     for (int i = 0; i < 4; i++)
         loop_future_unref(f[i]);
     assert_int_equal(loop_free(l), 0);
-    assert_int_equal(a.live, 0);
-    return a.calls >= fail_at;
+    assert_int_equal(a.live_blocks, 0);
+    assert_int_equal(a.bad_frees, 0);
+    return a.failures > 0;
 }
 
 static void test_every_allocation_failure_is_enomem_and_changes_nothing(void **state)
