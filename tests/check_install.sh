@@ -187,7 +187,35 @@ int main(void)
     return 0;
 }
 CEOF
-for layer in future; do
+cat >"$work/src/layer_coro.c" <<'CEOF'
+#include <loop_coro.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static void *echo(void *arg, void *first)
+{
+    (void)arg;
+    void *in = NULL;
+    loop_coro_yield(first, &in);
+    return in;
+}
+
+int main(void)
+{
+    loop_coro *c;
+    void *out = NULL;
+    if (loop_coro_new(&c, echo, NULL, 0) || loop_coro_resume(c, "a", &out) != 1 ||
+        strcmp(out, "a") != 0 || loop_coro_resume(c, "b", &out) != 0 || strcmp(out, "b") != 0) {
+        fprintf(stderr, "the coroutine did not echo a and b\n");
+        return 1;
+    }
+    loop_coro_free(c);
+    printf("libloop-coro: ok\n");
+    return 0;
+}
+CEOF
+for layer in future coro; do
     [ -e "$(dirname "$pc")/libloop-$layer.pc" ] || fail "libloop-$layer.pc was not installed"
     step "pkg-config libloop-$layer, static and shared"
     # shellcheck disable=SC2046
