@@ -87,21 +87,24 @@ static int switch_to_resumer(loop_coro *c, int rc, bool done)
 
 int loop_coro_new(loop_coro **out, loop_coro_fn *entry, void *arg, size_t stack_size)
 {
-    struct loop__stack st;
-
     if (out == NULL || entry == NULL || stack_size > LOOP_CORO_STACK_MAX)
         return -EINVAL;
     if (stack_size == 0)
         stack_size = LOOP_CORO_STACK_DEFAULT;
     else if (stack_size < LOOP_CORO_STACK_MIN)
         stack_size = LOOP_CORO_STACK_MIN;
-    int err = loop__stack_take(stack_size, &st);
-    if (err < 0)
-        return err;
+    loop_coro *c = loop__stack_take(stack_size);
+    if (c == NULL)
+        return -ENOMEM;
 
-    loop_coro *c = (loop_coro *)(st.map + st.map_size - LOOP__CORO_HEAD);
-    *c = (loop_coro){.entry = entry, .arg = arg, .state = LOOP_CORO_SUSPENDED, .stack = st};
+    /* Only what is read before it is written: c->stack is filled in. */
+    c->entry = entry;
+    c->arg = arg;
     c->in = &c->first;
+    c->state = LOOP_CORO_SUSPENDED;
+#if LOOP_CORO_ASAN
+    c->fake_stack = NULL;
+#endif
     c->sp = loop__coro_make(c, c);
     *out = c;
     return 0;
@@ -175,7 +178,6 @@ int loop_coro_free(loop_coro *c)
         return -EINVAL;
     if (c->state == LOOP_CORO_RUNNING)
         return -EBUSY;
-    struct loop__stack st = c->stack; /* c lives on that stack */
-    loop__stack_give(&st);
+    loop__stack_give(c); /* c lives on that stack */
     return 0;
 }

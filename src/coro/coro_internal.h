@@ -22,9 +22,10 @@
 
 /* One stack mapping: [guard | usable stack | struct loop_coro]. */
 struct loop__stack {
-    char *map;       /* the whole mapping, guard included */
-    size_t map_size; /* bytes, a multiple of the page size */
-    unsigned vg_id;  /* valgrind's id for the usable part (0 without valgrind) */
+    char *map;                /* the whole mapping, guard included */
+    size_t map_size;          /* bytes, a multiple of the page size */
+    struct loop__stack *next; /* the next stack in the pool, while pooled */
+    unsigned vg_id;           /* valgrind's id for the usable part (0 without valgrind) */
 };
 
 /* Bytes kept at the top of every mapping for struct loop_coro. */
@@ -46,8 +47,8 @@ struct loop_coro {
     void *discard; /* out and in point here when the caller passed NULL */
     loop_coro_fn *entry;
     void *arg;
-    int state; /* enum loop_coro_state */
-    struct loop__stack stack;
+    int state;                /* enum loop_coro_state */
+    struct loop__stack stack; /* kept in place while the stack is pooled */
 #if LOOP_CORO_ASAN
     void *fake_stack;         /* the coroutine's, while it is suspended */
     void *resumer_fake_stack; /* the resumer's, while the coroutine runs */
@@ -59,12 +60,13 @@ struct loop_coro {
 /*
  * Map (or take from the calling thread's pool) a stack whose usable part
  * holds at least `size` bytes below the LOOP__CORO_HEAD bytes at its top.
- * Returns 0 or -ENOMEM.
+ * Returns where its struct loop_coro goes, with only .stack filled in, or
+ * NULL: out of memory, address space or mappings (-ENOMEM).
  */
-int loop__stack_take(size_t size, struct loop__stack *out);
+loop_coro *loop__stack_take(size_t size);
 
-/* Give a stack back: to the calling thread's pool, or unmap it. */
-void loop__stack_give(const struct loop__stack *st);
+/* Give c's stack back: to the calling thread's pool, or unmap it. */
+void loop__stack_give(loop_coro *c);
 
 /* Bytes below the usable part: the guard. */
 size_t loop__stack_guard_size(void);

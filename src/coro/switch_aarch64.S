@@ -101,7 +101,13 @@ loop__coro_trampoline:
     .cfi_endproc
     .size   loop__coro_trampoline, .-loop__coro_trampoline
 
-/* void *loop__coro_make(void *top, loop_coro *c) */
+/*
+ * void *loop__coro_make(void *top, loop_coro *c)
+ *
+ * Only what matters is set: x19 (the coroutine), x29 (0: no frame above),
+ * x30 (the trampoline) and FPCR.  The other registers get whatever the
+ * stack held; nothing reads them before the entry sets them.
+ */
     .globl  loop__coro_make
     .hidden loop__coro_make
     .type   loop__coro_make, %function
@@ -110,19 +116,11 @@ loop__coro_make:
     .cfi_startproc
     and     x0, x0, #~15
     sub     x0, x0, #(16 + 176) /* 16 bytes of slack above the frame */
-    stp     x1, xzr, [x0, #0]   /* x19: the coroutine; x20 */
-    stp     xzr, xzr, [x0, #16]
-    stp     xzr, xzr, [x0, #32]
-    stp     xzr, xzr, [x0, #48]
-    stp     xzr, xzr, [x0, #64]
+    str     x1, [x0, #0]        /* x19: the coroutine */
     adr     x9, loop__coro_trampoline
     stp     xzr, x9, [x0, #80]  /* x29: no frame above; x30: the trampoline */
-    stp     xzr, xzr, [x0, #96]
-    stp     xzr, xzr, [x0, #112]
-    stp     xzr, xzr, [x0, #128]
-    stp     xzr, xzr, [x0, #144]
     mrs     x9, fpcr            /* the caller's control register */
-    stp     x9, xzr, [x0, #160]
+    str     x9, [x0, #160]
     ret
     .cfi_endproc
     .size   loop__coro_make, .-loop__coro_make

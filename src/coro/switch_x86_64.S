@@ -107,7 +107,13 @@ loop__coro_trampoline:
     .cfi_endproc
     .size   loop__coro_trampoline, .-loop__coro_trampoline
 
-/* void *loop__coro_make(void *top, loop_coro *c) */
+/*
+ * void *loop__coro_make(void *top, loop_coro *c)
+ *
+ * Only the registers that matter are set: r12 (the coroutine) and rbp (0:
+ * no frame above, for frame-pointer unwinders).  rbx, r13-r15 get whatever
+ * the stack held; nothing reads them before the entry sets them.
+ */
     .globl  loop__coro_make
     .hidden loop__coro_make
     .type   loop__coro_make, @function
@@ -115,20 +121,14 @@ loop__coro_trampoline:
 loop__coro_make:
     .cfi_startproc
     LANDING
-    movq    %rdi, %rax
-    andq    $-16, %rax
-    subq    $16, %rax           /* rsp after the first switch's ret: 16-aligned */
+    leaq    -16(%rdi), %rax
+    andq    $-16, %rax          /* rsp after the first switch's ret: 16-aligned */
     leaq    loop__coro_trampoline(%rip), %rcx
     movq    %rcx, -8(%rax)      /* return address */
     movq    $0, -16(%rax)       /* rbp: no frame above */
-    movq    $0, -24(%rax)       /* rbx */
     movq    %rsi, -32(%rax)     /* r12: the coroutine */
-    movq    $0, -40(%rax)       /* r13 */
-    movq    $0, -48(%rax)       /* r14 */
-    movq    $0, -56(%rax)       /* r15 */
     stmxcsr -64(%rax)           /* the caller's control words */
     fnstcw  -60(%rax)
-    movw    $0, -58(%rax)
     subq    $64, %rax
     ret
     .cfi_endproc
