@@ -83,7 +83,8 @@ size_t loop__stack_guard_size(void);
 /*
  * The context switches, in switch_<arch>.S.  Each saves the callee-saved
  * registers and the floating-point control state on the stack it leaves,
- * and restores those of the stack it goes to.
+ * and restores those of the stack it goes to (the control state is loaded
+ * only when it differs from the current one: loading it is slow).
  *
  * loop__coro_enter: from the resumer into c, whose saved stack pointer is
  * sp (a yield's, or loop__coro_make's); the resumer's goes in

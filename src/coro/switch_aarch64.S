@@ -9,13 +9,15 @@
  *     sp+96  d8 d9 | d10 d11 | d12 d13 | d14 d15
  *     sp+160 FPCR, spare
  *
- * so the CFI of the switches is right on either side of a switch.
+ * so the CFI of the switches is right on either side of a switch.  FPCR
+ * is written only when the saved one differs from the current one, as it
+ * nearly never does: writing it can stall the pipeline.
  *
  * struct loop_coro: sp at offset 0, resumer_sp at 8 (coro_internal.h).
  */
 #if defined(__aarch64__) && defined(__ELF__)
 
-/* Make the frame and save the registers. */
+/* Make the frame and save the registers; FPCR ends up in x9. */
 .macro SAVE
     sub     sp, sp, #176
     .cfi_def_cfa_offset 176
@@ -75,13 +77,19 @@
     ret
 .endm
 
-/* Continue on the stack `to` (a register), saving sp at [base, #off]. */
+/*
+ * Continue on the stack `to` (a register), saving sp at [base, #off]; FPCR
+ * (x9 now) becomes the one saved there if that differs.
+ */
 .macro SWITCH to, base, off
+    ldr     x10, [\to, #160]
     mov     x11, sp
     str     x11, [\base, #\off]
     mov     sp, \to             /* now on the other stack, same frame shape */
-    ldr     x10, [sp, #160]
+    cmp     x9, x10
+    b.eq    1f
     msr     fpcr, x10
+1:
 .endm
 
     .text
