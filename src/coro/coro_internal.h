@@ -8,6 +8,7 @@
 #include "loop_coro.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define LOOP_CORO_ASAN 1
@@ -22,32 +23,41 @@
 
 /* One stack mapping: [guard | usable stack | struct loop_coro]. */
 struct loop__stack {
-    char *map;       /* the whole mapping, guard included */
-    size_t map_size; /* bytes, a multiple of the page size */
-    unsigned vg_id;  /* valgrind's id for the usable part (0 without valgrind) */
+    char *map;                /* the whole mapping, guard included */
+    size_t map_size;          /* bytes, a multiple of the page size */
+    struct loop__stack *next; /* the next stack in the pool, while pooled */
+    unsigned vg_id;           /* valgrind's id for the usable part (0 without valgrind) */
 };
 
 /* Bytes kept at the top of every mapping for struct loop_coro. */
 #define LOOP__CORO_HEAD 256
 
+/*
+ * What loop_coro.sp holds besides a saved stack pointer: the state is read
+ * with the pointer a resume needs anyway, and a yield's switch marks the
+ * coroutine suspended by saving it.
+ */
+#define LOOP__CORO_RUNNING ((uintptr_t)0) /* running, or waiting for one it resumed */
+#define LOOP__CORO_DONE ((uintptr_t)1)    /* its entry returned */
+
 struct loop_coro {
-    void *sp;           /* the coroutine's stack pointer while it is suspended */
-    void *resumer_sp;   /* the resumer's, while the coroutine runs */
-    loop_coro *resumer; /* loop_coro_current() of the resumer */
+    /* The two fields switch_<arch>.S reads and writes, at offsets 0 and 8. */
+    void *sp;         /* saved stack pointer while suspended; else RUNNING or DONE */
+    void *resumer_sp; /* the resumer's, while the coroutine runs */
     /*
      * Values cross a switch through memory: each side stores the value
      * the other receives before switching, so that nothing is left to do
      * after a switch and the switch can return straight to the caller of
      * loop_coro_resume() or loop_coro_yield().
      */
-    void **out;    /* where the resumer wants the value yielded or returned */
-    void **in;     /* where the suspended yield wants the next resume's value */
-    void *first;   /* the first resume's value, for the entry */
-    void *discard; /* out and in point here when the caller passed NULL */
+    void **out;         /* where the resumer wants the value yielded or returned */
+    void **in;          /* where the suspended yield wants the next resume's value */
+    loop_coro *resumer; /* loop_coro_current() of the resumer */
+    void *first;        /* the first resume's value, for the entry */
+    void *discard;      /* out and in point here when the caller passed NULL */
     loop_coro_fn *entry;
     void *arg;
-    int state; /* enum loop_coro_state */
-    struct loop__stack stack;
+    struct loop__stack stack; /* kept in place while the stack is pooled */
 #if LOOP_CORO_ASAN
     void *fake_stack;         /* the coroutine's, while it is suspended */
     void *resumer_fake_stack; /* the resumer's, while the coroutine runs */
@@ -59,27 +69,44 @@ struct loop_coro {
 /*
  * Map (or take from the calling thread's pool) a stack whose usable part
  * holds at least `size` bytes below the LOOP__CORO_HEAD bytes at its top.
- * Returns 0 or -ENOMEM.
+ * Returns where its struct loop_coro goes, with only .stack filled in, or
+ * NULL: out of memory, address space or mappings (-ENOMEM).
  */
-int loop__stack_take(size_t size, struct loop__stack *out);
+loop_coro *loop__stack_take(size_t size);
 
-/* Give a stack back: to the calling thread's pool, or unmap it. */
-void loop__stack_give(const struct loop__stack *st);
+/* Give c's stack back: to the calling thread's pool, or unmap it. */
+void loop__stack_give(loop_coro *c);
 
 /* Bytes below the usable part: the guard. */
 size_t loop__stack_guard_size(void);
 
 /*
- * The context switch, in switch_<arch>.S: save the callee-saved registers
- * and floating-point control words on the current stack, store its stack
- * pointer in *save, continue on the stack `to` (as saved by an earlier
- * switch or made by loop__coro_make) and return `rc` there.
+ * The context switches, in switch_<arch>.S.  Each saves the callee-saved
+ * registers and the floating-point control state on the stack it leaves,
+ * and restores those of the stack it goes to (the control state is loaded
+ * only when it differs from the current one: loading it is slow).
+ *
+ * loop__coro_enter: from the resumer into c, whose saved stack pointer is
+ * sp (a yield's, or loop__coro_make's); the resumer's goes in
+ * c->resumer_sp.  Returns, once c yields or returns, what loop__coro_leave
+ * (1) or loop__coro_exit (0) says; the coroutine's side returns 0.
+ *
+ * loop__coro_leave: from c back to its resumer; c's stack pointer goes in
+ * c->sp, which marks c suspended.  Returns 0 when c is next entered.
+ *
+ * loop__coro_exit: from c, done, back to its resumer for good: nothing of
+ * c is saved.
+ *
+ * The unused arguments keep those of loop_coro_resume() and
+ * loop_coro_yield() where they are, so that their tail calls move nothing.
  */
-int loop__coro_switch(void **save, void *to, int rc);
+int loop__coro_enter(loop_coro *c, void *unused1, void *unused2, void *sp);
+int loop__coro_leave(void *unused1, void *unused2, loop_coro *c);
+_Noreturn void loop__coro_exit(loop_coro *c);
 
 /*
  * Build, below `top` (16-byte aligned), the frame a first switch to a new
- * coroutine pops: the caller's floating-point control words and a return
+ * coroutine pops: the caller's floating-point control state and a return
  * into a trampoline that calls loop__coro_main(c).  Returns the stack
  * pointer to switch to.
  */

@@ -44,15 +44,14 @@
 
 enum guard_kind { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT };
 
-/* A pooled stack: the node lives where its coroutine's state will. */
-struct pool_node {
-    struct pool_node *next;
-    struct loop__stack stack;
-};
-
+/*
+ * A pooled stack is listed through the struct loop__stack inside the
+ * struct loop_coro at its top, left there by loop_coro_free(): taking it
+ * back copies nothing.
+ */
 /* (cppcheck 2.10 misses the uses of members of a _Thread_local struct.) */
 struct stack_pool {
-    struct pool_node *head;
+    struct loop__stack *head;
     size_t count;
     /* cppcheck-suppress unusedStructMember */
     size_t limit;
@@ -69,13 +68,17 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t pool_key;
 static bool key_ok;
 
+static __attribute__((noinline, cold)) size_t read_page_size(void)
+{
+    long n = sysconf(_SC_PAGESIZE);
+
+    pool.page = n > 0 ? (size_t)n : 4096;
+    return pool.page;
+}
+
 static size_t page_size(void)
 {
-    if (pool.page == 0) {
-        long n = sysconf(_SC_PAGESIZE);
-        pool.page = n > 0 ? (size_t)n : 4096;
-    }
-    return pool.page;
+    return pool.page != 0 ? pool.page : read_page_size();
 }
 
 size_t loop__stack_guard_size(void)
@@ -83,28 +86,32 @@ size_t loop__stack_guard_size(void)
     return GUARD_PAGES * page_size();
 }
 
-static struct pool_node *node_of(const struct loop__stack *st)
+/* Where a mapping's struct loop_coro goes. */
+static loop_coro *coro_of(char *map, size_t map_size)
 {
-    return (struct pool_node *)(st->map + st->map_size - LOOP__CORO_HEAD);
+    return (loop_coro *)(map + map_size - LOOP__CORO_HEAD);
 }
 
+/* st may live in the mapping: it is read before the munmap. */
 static void unmap(const struct loop__stack *st)
 {
+    char *map = st->map;
+    size_t map_size = st->map_size;
+
 #if LOOP_CORO_VALGRIND
     VALGRIND_STACK_DEREGISTER(st->vg_id);
 #endif
-    munmap(st->map, st->map_size);
+    munmap(map, map_size);
 }
 
 static void release_all(struct stack_pool *p, size_t keep)
 {
     while (p->count > keep) {
-        struct pool_node *n = p->head;
-        struct loop__stack st = n->stack;
+        struct loop__stack *st = p->head;
 
-        p->head = n->next;
+        p->head = st->next;
         p->count--;
-        unmap(&st);
+        unmap(st);
     }
 }
 
@@ -147,70 +154,73 @@ static int install_guard(char *map, size_t guard)
     return mprotect(map, guard, PROT_NONE) == 0 ? 0 : -errno;
 }
 
-static int map_stack(size_t map_size, struct loop__stack *out)
+static __attribute__((noinline)) loop_coro *map_stack(size_t map_size)
 {
     size_t guard = loop__stack_guard_size();
     char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 
     if (map == MAP_FAILED)
-        return -ENOMEM; /* memory, address space or the map count */
+        return NULL; /* memory, address space or the map count */
     if (install_guard(map, guard) < 0) {
         munmap(map, map_size);
-        return -ENOMEM; /* ENOMEM (the map count) or EAGAIN: out of resources */
+        return NULL; /* ENOMEM (the map count) or EAGAIN: out of resources */
     }
 #ifdef MADV_NOHUGEPAGE
     /* A huge page would commit 2 MiB to a coroutine that touches 4 KiB. */
     madvise(map, map_size, MADV_NOHUGEPAGE);
 #endif
-    out->map = map;
-    out->map_size = map_size;
+    loop_coro *c = coro_of(map, map_size);
+    c->stack.map = map;
+    c->stack.map_size = map_size;
 #if LOOP_CORO_VALGRIND
-    out->vg_id = VALGRIND_STACK_REGISTER(map + guard, map + map_size);
+    c->stack.vg_id = VALGRIND_STACK_REGISTER(map + guard, map + map_size);
 #else
-    out->vg_id = 0;
+    c->stack.vg_id = 0;
 #endif
-    return 0;
+    return c;
 }
 
-int loop__stack_take(size_t size, struct loop__stack *out)
+loop_coro *loop__stack_take(size_t size)
 {
     size_t page = page_size();
-    size_t map_size = (loop__stack_guard_size() + size + LOOP__CORO_HEAD + page - 1) & ~(page - 1);
+    size_t map_size = ((size + LOOP__CORO_HEAD + page - 1) & ~(page - 1)) + GUARD_PAGES * page;
 
-    for (struct pool_node **link = &pool.head; *link != NULL; link = &(*link)->next) {
-        if ((*link)->stack.map_size == map_size) {
-            *out = (*link)->stack;
-            *link = (*link)->next;
+    for (struct loop__stack **link = &pool.head; *link != NULL; link = &(*link)->next) {
+        struct loop__stack *st = *link;
+
+        if (st->map_size == map_size) {
+            *link = st->next;
             pool.count--;
-            return 0;
+            return coro_of(st->map, map_size);
         }
     }
-    return map_stack(map_size, out);
+    return map_stack(map_size);
 }
 
-void loop__stack_give(const struct loop__stack *st)
+static __attribute__((noinline, cold)) void register_destructor(void)
 {
-    size_t guard = loop__stack_guard_size();
+    pthread_once(&key_once, make_key);
+    pool.registered = key_ok && pthread_setspecific(pool_key, &pool) == 0;
+}
+
+void loop__stack_give(loop_coro *c)
+{
+    struct loop__stack *st = &c->stack;
 
 #if LOOP_CORO_ASAN
     /* Frames abandoned on it may have left their redzones poisoned. */
+    size_t guard = loop__stack_guard_size();
     __asan_unpoison_memory_region(st->map + guard, st->map_size - guard);
-#else
-    (void)guard;
 #endif
     if (pool.count >= pool.limit) {
         unmap(st);
         return;
     }
-    if (!pool.registered) {
-        pthread_once(&key_once, make_key);
-        pool.registered = key_ok && pthread_setspecific(pool_key, &pool) == 0;
-    }
-    struct pool_node *n = node_of(st);
-    n->stack = *st;
-    n->next = pool.head;
-    pool.head = n;
+    if (!pool.registered)
+        register_destructor();
+    st->next = pool.head;
+    pool.head = st;
     pool.count++;
 }
 

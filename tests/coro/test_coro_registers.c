@@ -241,6 +241,69 @@ static void a_new_coroutine_starts_with_its_creators_fpu_control_state(void **st
     assert_int_equal(x87_cw(), cw_before);
 }
 
+/*
+ * The switch loads a side's control state only when it differs from the
+ * one in force, word by word: each of the two words, changed alone, must
+ * still be kept per side.  Rounding is the part valgrind emulates.
+ */
+struct one_word_seen {
+    int which; /* 0: MXCSR alone, 1: the x87 control word alone */
+    unsigned mxcsr_after_yield;
+    unsigned short cw_after_yield;
+};
+
+static void *one_word_setter(void *arg, void *first)
+{
+    struct one_word_seen *s = arg;
+    (void)first;
+
+    if (s->which == 0)
+        set_mxcsr((mxcsr() & ~MXCSR_RC) | 0x4000u); /* upward */
+    else
+        set_x87_cw((unsigned short)((x87_cw() & ~X87_RC) | 0x0800u)); /* upward */
+    loop_coro_yield(NULL, NULL);
+    s->mxcsr_after_yield = mxcsr();
+    s->cw_after_yield = x87_cw();
+    return NULL;
+}
+
+static void check_one_word_kept_per_side(int which)
+{
+    struct one_word_seen s = {.which = which};
+    unsigned before = mxcsr();
+    unsigned short cw_before = x87_cw();
+
+    assert_int_equal(loop_coro_new(&coro, one_word_setter, &s, 0), 0);
+    assert_int_equal(loop_coro_resume(coro, NULL, NULL), 1);
+    /* Back in the resumer: its own words, both. */
+    assert_int_equal(mxcsr() & MXCSR_RC, before & MXCSR_RC);
+    assert_int_equal(x87_cw(), cw_before);
+    assert_int_equal(loop_coro_resume(coro, NULL, NULL), 0);
+    /* Back in the coroutine: the word it changed, and only that one. */
+    if (which == 0) {
+        assert_int_equal(s.mxcsr_after_yield & MXCSR_RC, 0x4000u);
+        assert_int_equal(s.cw_after_yield, cw_before);
+    } else {
+        assert_int_equal(s.cw_after_yield & X87_RC, 0x0800u);
+        assert_int_equal(s.mxcsr_after_yield & MXCSR_RC, before & MXCSR_RC);
+    }
+    assert_int_equal(loop_coro_free(coro), 0);
+    assert_int_equal(mxcsr() & MXCSR_RC, before & MXCSR_RC);
+    assert_int_equal(x87_cw(), cw_before);
+}
+
+static void mxcsr_changed_alone_is_kept_per_side(void **state)
+{
+    (void)state;
+    check_one_word_kept_per_side(0);
+}
+
+static void x87_control_word_changed_alone_is_kept_per_side(void **state)
+{
+    (void)state;
+    check_one_word_kept_per_side(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +311,8 @@ int main(void)
         cmocka_unit_test(fpu_control_state_set_inside_does_not_leak_out),
         cmocka_unit_test(fpu_control_state_set_inside_is_back_on_resume),
         cmocka_unit_test(a_new_coroutine_starts_with_its_creators_fpu_control_state),
+        cmocka_unit_test(mxcsr_changed_alone_is_kept_per_side),
+        cmocka_unit_test(x87_control_word_changed_alone_is_kept_per_side),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
