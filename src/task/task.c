@@ -302,17 +302,39 @@ int loop_task_spawn(loop_t *loop, loop_task_fn *fn, void *arg, loop_task **out)
 
 /* ---- cancel ------------------------------------------------------------ */
 
+/*
+ * A cycle of awaits (t waits for a task that waits, maybe through others,
+ * for t) brings the cancel back to t: nothing in the cycle can complete,
+ * so t leaves its wait and takes the cancel at a step of its own.
+ */
+static void leave_cycle(loop_task *t)
+{
+    if (loop_call_soon(t->loop, loop__task_soon_step, t, &t->soon))
+        return; /* the cancel stays remembered */
+    loop_future_remove_done(t->waiting, loop__task_wake, t);
+    loop_future_unref(t->waiting);
+    t->waiting = NULL;
+}
+
 int loop_task_cancel(loop_task *t)
 {
     if (!t)
         return -EINVAL;
     if (t->state == LOOP__TASK_DONE)
         return 0;
-    if (t->waiting && !t->cancelling) {
-        t->cancelling = true; /* a cycle of awaits comes back here: stop */
+    if (t->cancelling) { /* came back around a cycle of awaits */
+        t->cycled = true;
+        t->must_cancel = true;
+        return 1;
+    }
+    if (t->waiting) {
+        t->cancelling = true;
+        t->cycled = false;
         int rc = loop_future_cancel(t->waiting);
         t->cancelling = false;
-        if (rc == 1)
+        if (t->cycled && t->waiting && !loop_future_done(t->waiting))
+            leave_cycle(t);
+        else if (rc == 1)
             return 1; /* its done callback delivers the cancel */
     }
     t->must_cancel = true;

@@ -45,6 +45,7 @@ struct loop_task {
     loop_handle soon;     /* its call_soon step (first step, sleep(0)), or {0} */
     bool must_cancel;     /* a cancel to deliver at the next step */
     bool cancelling;      /* inside loop_task_cancel(): a cycle of awaits ends here */
+    bool cycled;          /* ...and it did */
     int in_err;           /* what the step delivers to the await */
     void *in_result;
     int out_err; /* what fn returned */
