@@ -260,14 +260,19 @@ int loop_task_spawn(loop_t *loop, loop_task_fn *fn, void *arg, loop_task **out)
         *out = NULL;
     if (!loop || !fn)
         return -EINVAL;
+    /* While loop_free() unwinds the tasks, the registry is detached
+     * already: a task being unwound is how to tell. */
+    loop_task *self = loop__task_running();
+    if (self && self->loop == loop && self->reg->closing)
+        return -ECANCELED;
     loop_future *f;
     int err = loop_future_new(loop, &f); /* first: the future layer's registry outlives ours */
     if (err)
         return err;
     struct loop__task_registry *r = registry_of(loop);
-    if (!r || r->closing) {
+    if (!r) {
         loop_future_unref(f);
-        return r ? -ECANCELED : -ENOMEM;
+        return -ENOMEM;
     }
     loop_task *t = r->realloc(r->ctx, NULL, sizeof(*t));
     if (!t) {
