@@ -31,6 +31,7 @@ static int victim(loop_t *loop, void *arg, void **result)
     (void)result;
     struct victim *v = arg;
     v->body++;
+    loop_future_ref(v->f); /* the task's own: it uses f to its end */
     switch (v->how) {
     case ON_FUTURE:
         v->err = loop_task_await(v->f, NULL);
@@ -50,6 +51,7 @@ static int victim(loop_t *loop, void *arg, void **result)
         break;
     }
     v->cleaned++;
+    loop_future_unref(v->f);
     return v->err;
 }
 
