@@ -164,6 +164,28 @@ LOOP_API int loop_task_await(loop_future *f, void **result);
  */
 LOOP_API int loop_task_sleep(uint64_t ns);
 
+/*
+ * Await loop_gather(fs, n) (hop rule 7): returns 0 once every future in fs
+ * is done (read each for its outcome), or the first error, -ECANCELED for
+ * a child that was cancelled; the others keep running.  It suspends even
+ * when the children are done already (n > 0): the gather completes from
+ * their done callbacks, and the task runs one hop after that.  Cancelling
+ * the task cancels every child, in order.  Returns -EINVAL if fs is NULL
+ * (with n > 0) or holds a NULL or a future of another loop, -EPERM outside
+ * a task, -ENOMEM.
+ */
+LOOP_API int loop_task_gather(loop_future *const *fs, size_t n);
+
+/*
+ * Await loop_wait_for(f, timeout_ns) (hop rule 8): f's outcome if it is
+ * done within timeout_ns; if not, f is cancelled and waited for, and the
+ * call returns -ETIMEDOUT if it ended cancelled, or its outcome if it
+ * refused.  If the task is cancelled meanwhile, f is cancelled and waited
+ * for, and the call returns -ECANCELED whatever f did: a cancel is never
+ * swallowed.  Returns -EINVAL, -EPERM and -ENOMEM as loop_task_await().
+ */
+LOOP_API int loop_task_wait_for(loop_future *f, uint64_t timeout_ns, void **result);
+
 /* ---- Cancelling -------------------------------------------------------- */
 
 /*

@@ -1,7 +1,8 @@
 /*
- * From inside a task: await a future, sleep.  Both suspend through
- * loop__task_suspend(); what wakes the task is the awaited future's done
- * callback (loop__task_wake) or, for sleep(0), a call_soon step.
+ * From inside a task: await a future, sleep, gather, wait_for.  All
+ * suspend through loop__task_suspend(); what wakes the task is the awaited
+ * future's done callback (loop__task_wake) or, for sleep(0), a call_soon
+ * step.  gather and wait_for are the future layer's, awaited.
  */
 #include "task_internal.h"
 
@@ -76,4 +77,40 @@ int loop_task_sleep(uint64_t ns)
     if (err)
         return err;
     return loop__task_suspend(t, NULL);
+}
+
+int loop_task_gather(loop_future *const *fs, size_t n)
+{
+    if (!fs && n)
+        return -EINVAL;
+    loop_task *t = loop__task_running();
+    if (!t)
+        return -EPERM;
+    loop_future *g;
+    int err = loop_gather(t->loop, fs, n, &g);
+    if (err)
+        return err;
+    err = loop_task_await(g, NULL);
+    loop_future_unref(g);
+    return err;
+}
+
+int loop_task_wait_for(loop_future *f, uint64_t timeout_ns, void **result)
+{
+    if (!f)
+        return -EINVAL;
+    loop_task *t = loop__task_running();
+    if (!t)
+        return -EPERM;
+    if (loop_future_loop(f) != t->loop)
+        return -EINVAL;
+    if (f == t->future)
+        return -EDEADLK;
+    loop_future *w;
+    int err = loop_wait_for(t->loop, f, timeout_ns, &w);
+    if (err)
+        return err;
+    err = loop_task_await(w, result);
+    loop_future_unref(w);
+    return err;
 }
