@@ -157,6 +157,53 @@ static void test_spawn_out_of_memory_is_enomem_and_the_loop_stays_usable(void **
     assert_true(failures >= 3);
 }
 
+static void nop_done(loop_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+}
+
+struct starved {
+    struct counting_alloc *a;
+    loop_future *f;
+    int err_sleep, err_await, err_after;
+};
+
+static int starve_then_go_on(loop_t *loop, void *arg, void **result)
+{
+    (void)loop;
+    (void)result;
+    struct starved *s = arg;
+    counting_alloc_fail_after(s->a, 0);
+    s->err_sleep = loop_task_sleep(LOOP_MS(1));
+    s->err_await = loop_task_await(s->f, NULL); /* its second callback needs memory */
+    counting_alloc_never_fail(s->a);
+    s->err_after = loop_task_sleep(LOOP_MS(1));
+    return 0;
+}
+
+static void test_out_of_memory_inside_a_task_is_enomem_and_the_task_goes_on(void **state)
+{
+    (void)state;
+    struct counting_alloc a = {0};
+    loop_t *l = new_loop_with(
+        (loop_options){.clock = LOOP_CLOCK_VIRTUAL, .realloc = counting_realloc, .alloc_ctx = &a});
+    struct starved s = {.a = &a, .f = new_future(l)};
+    /* f already has a callback, so one more must grow its list. */
+    assert_int_equal(loop_future_add_done(s.f, nop_done, NULL), 0);
+    loop_task *t = spawn(l, starve_then_go_on, &s);
+    assert_int_equal(run_task(l, t, NULL), 0);
+    assert_int_equal(s.err_sleep, -ENOMEM);
+    assert_int_equal(s.err_await, -ENOMEM);
+    assert_int_equal(s.err_after, 0);
+    assert_u64_eq(loop_now(l), LOOP_MS(1));
+    assert_false(loop_future_done(s.f));
+    loop_task_unref(t);
+    loop_future_unref(s.f);
+    assert_int_equal(loop_free(l), 0);
+    assert_int_equal(a.live_blocks, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_task_calls_from_a_coroutine_inside_a_task_are_eperm),
         cmocka_unit_test(test_awaiting_another_loops_future_is_einval_and_oneself_edeadlk),
         cmocka_unit_test(test_spawn_out_of_memory_is_enomem_and_the_loop_stays_usable),
+        cmocka_unit_test(test_out_of_memory_inside_a_task_is_enomem_and_the_task_goes_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
