@@ -206,6 +206,26 @@ LOOP_API int loop_task_wait_for(loop_future *f, uint64_t timeout_ns, void **resu
  */
 LOOP_API int loop_task_cancel(loop_task *t);
 
+/* ---- Debugging -------------------------------------------------------- */
+
+/*
+ * A dump of the loop's unfinished tasks, for finding what hangs: one line
+ * per task, in spawn order, as
+ *
+ *     Task-1 suspended: sleeping
+ *     fetcher suspended: awaiting Task-1
+ *     Task-3 suspended: awaiting a future, cancel pending
+ *     Task-4 not started
+ *
+ * (the state is "not started", "running", or "suspended" with what it
+ * waits for: "sleeping", "awaiting <task>", "awaiting a future", or
+ * "ready" for a sleep(0) or a wake-up already queued).  Written into buf
+ * as snprintf() writes (always terminated if size > 0; buf may be NULL if
+ * size is 0).  Returns the length of the whole dump, which may be more
+ * than fit, or -EINVAL for a NULL loop.
+ */
+LOOP_API int loop_task_dump(const loop_t *loop, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -57,7 +57,9 @@ static int sleep_on_timer(loop_task *t, uint64_t ns)
         return err;
     }
     loop_future_ref(f); /* the timer's */
+    t->sleeping = true;
     err = loop_task_await(f, NULL);
+    t->sleeping = false;
     if (loop_cancel(t->loop, timer) == 0) /* a cancelled sleep cancels its timer */
         loop_future_unref(f);
     loop_future_unref(f);

@@ -42,6 +42,11 @@ static void *mem(loop_task *t, void *ptr, size_t size)
 
 static void release_registry(loop_t *loop, void *data);
 
+struct loop__task_registry *loop__task_registry(const loop_t *loop)
+{
+    return loop_attached(loop, &registry_key);
+}
+
 static struct loop__task_registry *registry_of(loop_t *loop)
 {
     struct loop__task_registry *r = loop_attached(loop, &registry_key);

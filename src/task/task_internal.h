@@ -46,6 +46,7 @@ struct loop_task {
     bool must_cancel;     /* a cancel to deliver at the next step */
     bool cancelling;      /* inside loop_task_cancel(): a cycle of awaits ends here */
     bool cycled;          /* ...and it did */
+    bool sleeping;        /* in loop_task_sleep(d > 0), for the dump */
     int in_err;           /* what the step delivers to the await */
     void *in_result;
     int out_err; /* what fn returned */
@@ -53,6 +54,9 @@ struct loop_task {
     char *name;            /* set by loop_task_set_name(), or NULL */
     char default_name[24]; /* "Task-N" */
 };
+
+/* The loop's registry, or NULL if it never had a task. */
+struct loop__task_registry *loop__task_registry(const loop_t *loop);
 
 /* The task running on this thread (inside its own coroutine), or NULL. */
 loop_task *loop__task_running(void);
