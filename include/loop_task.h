@@ -186,6 +186,19 @@ LOOP_API int loop_task_gather(loop_future *const *fs, size_t n);
  */
 LOOP_API int loop_task_wait_for(loop_future *f, uint64_t timeout_ns, void **result);
 
+/*
+ * Wait until fd is ready for `events` (LOOP_READABLE and/or LOOP_WRITABLE),
+ * or timeout_ns has passed (negative: no timeout).  Returns the bits the
+ * loop reported (> 0: the asked-for ones, LOOP_HUP, LOOP_ERROR), or
+ * -ETIMEDOUT, or -ECANCELED if the task was cancelled.  The task runs one
+ * hop after the fd handler (or the timer) fired, as for any future.  While
+ * it waits, the task owns fd's handlers in this loop (loop_watch_fd()):
+ * whatever handlers fd had are replaced, and none are left afterwards.
+ * Returns -EINVAL for no events or other bits, -EPERM outside a task, the
+ * errors of loop_watch_fd() (-EBADF, -EPERM for a regular file), -ENOMEM.
+ */
+LOOP_API int loop_task_wait_fd(int fd, unsigned events, int64_t timeout_ns);
+
 /* ---- Cancelling -------------------------------------------------------- */
 
 /*
