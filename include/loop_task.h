@@ -219,6 +219,51 @@ LOOP_API int loop_task_wait_fd(int fd, unsigned events, int64_t timeout_ns);
  */
 LOOP_API int loop_task_cancel(loop_task *t);
 
+/* ---- Task groups ------------------------------------------------------ */
+
+/*
+ * A task group is asyncio 3.11's TaskGroup (hop rule 9): a task opens
+ * one, spawns children into it, and ends it, which waits for them all:
+ *
+ *     loop_task_group *g;                           // async with TaskGroup() as g:
+ *     loop_task_group_new(&g);
+ *     loop_task_group_spawn(g, fetch, a, NULL);     //     g.create_task(fetch(a))
+ *     loop_task_group_spawn(g, fetch, b, NULL);
+ *     int err = loop_task_sleep(LOOP_SEC(1));       //     await ...
+ *     err = loop_task_group_end(g, err);            // the end of the block
+ *
+ * The first child that fails (a cancelled child is not a failure) cancels
+ * the children not yet done, in the order they were spawned, and the
+ * task that opened the group, so that its await in progress returns
+ * -ECANCELED; loop_task_group_end() then does not report that cancel.
+ */
+typedef struct loop_task_group loop_task_group;
+
+/* Open a group in the calling task.  Returns 0, -EINVAL for NULL, -EPERM
+ * outside a task, or -ENOMEM. */
+LOOP_API int loop_task_group_new(loop_task_group **out);
+
+/*
+ * Spawn a child into g, as loop_task_spawn() does (its first step is a
+ * call_soon).  Returns 0; -EINVAL for NULL arguments; -EBUSY once a child
+ * has failed (the group is shutting down) or the group is ending;
+ * -ENOMEM (no child was started).
+ */
+LOOP_API int loop_task_group_spawn(loop_task_group *g, loop_task_fn *fn, void *arg,
+                                   loop_task **out);
+
+/*
+ * End the block, from the task that opened g: body_err is what the block
+ * ended with (0, or the error it ends with: -ECANCELED for a cancel).  A
+ * nonzero body_err cancels the children not yet done.  Waits until every
+ * child is done (without suspending if all are), then frees g and
+ * returns the first error: the first failed child's, else body_err's.
+ * A cancel of the calling task is passed on (-ECANCELED) if no child
+ * failed, except the one the group itself made.  -EINVAL for NULL,
+ * -EPERM if not called from the task that opened g (nothing is freed).
+ */
+LOOP_API int loop_task_group_end(loop_task_group *g, int body_err);
+
 /* ---- Debugging -------------------------------------------------------- */
 
 /*
