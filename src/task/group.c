@@ -74,7 +74,7 @@ static int add_child(loop_task_group *g, loop_task *c)
 {
     if (g->n == g->cap) {
         size_t cap = g->cap ? 2 * g->cap : 4;
-        loop_task **a = mem(g, g->children, cap * sizeof(*a));
+        loop_task **a = mem(g, g->children, cap * sizeof(loop_task *));
         if (!a)
             return -ENOMEM;
         g->children = a;

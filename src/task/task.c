@@ -67,9 +67,8 @@ static struct loop__task_registry *registry_of(loop_t *loop)
     return r;
 }
 
-static void unlink_task(loop_task *t)
+static void unlink_task(struct loop__task_registry *r, loop_task *t)
 {
-    struct loop__task_registry *r = t->reg;
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -95,7 +94,7 @@ void loop_task_unref(loop_task *t)
     if (!t || --t->refs > 0)
         return;
     if (t->reg)
-        unlink_task(t);
+        unlink_task(t->reg, t);
     loop_future_unref(t->future); /* NULL once orphaned */
     mem(t, t->name, 0);
     mem(t, t, 0);
@@ -386,7 +385,7 @@ static void release_registry(loop_t *loop, void *data)
         unwind(t);
     while (r->head) { /* referenced by the program: orphans */
         loop_task *t = r->head;
-        unlink_task(t);
+        unlink_task(r, t);
         loop_future_unref(t->future);
         t->future = NULL;
         t->loop = NULL;
