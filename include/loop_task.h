@@ -50,6 +50,9 @@
  * Errors: every call returns 0 (or a documented count) or a negative
  * errno: -EINVAL for NULL arguments, -EPERM for the calls below made
  * outside a task, -ENOMEM (then nothing changed), and the ones named below.
+ * Completing a future can fail only when the loop's ready queue cannot
+ * grow; a task's future, and a sleep's, are then completed again from the
+ * queue (if even that cannot be queued, that future stays pending).
  */
 #ifndef LOOP_TASK_H
 #define LOOP_TASK_H
