@@ -187,6 +187,37 @@ int main(void)
     return 0;
 }
 CEOF
+cat >"$work/src/layer_task.c" <<'CEOF'
+#include <loop_task.h>
+
+#include <stdio.h>
+
+static int seven(loop_t *loop, void *arg, void **result)
+{
+    (void)loop;
+    (void)arg;
+    if (loop_task_sleep(0))
+        return -1;
+    *result = (void *)7;
+    return 0;
+}
+
+int main(void)
+{
+    loop_t *loop;
+    loop_task *t;
+    void *v = NULL;
+    if (loop_new(&loop) || loop_task_spawn(loop, seven, NULL, &t) ||
+        loop_run_until_complete(loop, loop_task_future(t), &v) || v != (void *)7) {
+        fprintf(stderr, "the task did not return 7\n");
+        return 1;
+    }
+    loop_task_unref(t);
+    loop_free(loop);
+    printf("libloop-task: ok\n");
+    return 0;
+}
+CEOF
 cat >"$work/src/layer_coro.c" <<'CEOF'
 #include <loop_coro.h>
 
@@ -215,7 +246,7 @@ int main(void)
     return 0;
 }
 CEOF
-for layer in future coro; do
+for layer in future coro task; do
     [ -e "$(dirname "$pc")/libloop-$layer.pc" ] || fail "libloop-$layer.pc was not installed"
     step "pkg-config libloop-$layer, static and shared"
     # shellcheck disable=SC2046
@@ -223,9 +254,13 @@ for layer in future coro; do
         $(pkg-config --cflags libloop-$layer) -Wl,-Bstatic $(pkg-config --libs libloop-$layer) \
         -Wl,-Bdynamic -pthread || fail "pkg-config libloop-$layer static build"
     "$work/$layer-static" || fail "the libloop-$layer static program exited with $?"
+    # A layer's library needs those below it from the same directory, which
+    # a RUNPATH (searched for the program's own needs only) does not cover
+    # when the linker dropped them as not needed by the program: an RPATH.
     # shellcheck disable=SC2046
     "$cc" $flags -o "$work/$layer-shared" "$work/src/layer_$layer.c" \
-        $(pkg-config --cflags --libs libloop-$layer) "-Wl,-rpath,$pc_libdir" ||
+        $(pkg-config --cflags --libs libloop-$layer) "-Wl,-rpath,$pc_libdir" \
+        -Wl,--disable-new-dtags ||
         fail "pkg-config libloop-$layer shared build"
     "$work/$layer-shared" || fail "the libloop-$layer shared program exited with $?"
 

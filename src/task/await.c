@@ -1,0 +1,118 @@
+/*
+ * From inside a task: await a future, sleep, gather, wait_for.  All
+ * suspend through loop__task_suspend(); what wakes the task is the awaited
+ * future's done callback (loop__task_wake) or, for sleep(0), a call_soon
+ * step.  gather and wait_for are the future layer's, awaited.
+ */
+#include "task_internal.h"
+
+#include <errno.h>
+
+int loop_task_await(loop_future *f, void **result)
+{
+    if (!f)
+        return -EINVAL;
+    loop_task *t = loop__task_running();
+    if (!t)
+        return -EPERM;
+    if (loop_future_loop(f) != t->loop)
+        return -EINVAL;
+    if (f == t->future)
+        return -EDEADLK;
+    if (loop_future_done(f)) /* no hop, and a pending cancel stays pending */
+        return loop_future_result(f, result);
+    if (t->reg->closing)
+        return -ECANCELED;
+    int err = loop_future_add_done(f, loop__task_wake, t);
+    if (err)
+        return err;
+    loop_future_ref(f);
+    t->waiting = f;
+    /* Cancelled while running: the future it now waits for takes the cancel. */
+    if (t->must_cancel && loop_future_cancel(f) == 1)
+        t->must_cancel = false;
+    return loop__task_suspend(t, result);
+}
+
+/* asyncio's futures._set_result_unless_cancelled, holding a reference. */
+static void sleep_timer(loop_t *loop, void *arg)
+{
+    loop_future *f = arg;
+    if (!loop_future_done(f) && loop_future_set_result(f, NULL) < 0 &&
+        loop_call_soon(loop, sleep_timer, f, NULL) == 0)
+        return; /* the queue could not grow: try again from it */
+    loop_future_unref(f);
+}
+
+static int sleep_on_timer(loop_task *t, uint64_t ns)
+{
+    loop_future *f;
+    int err = loop_future_new(t->loop, &f);
+    if (err)
+        return err;
+    loop_handle timer;
+    err = loop_call_later(t->loop, ns, sleep_timer, f, &timer);
+    if (err) {
+        loop_future_unref(f);
+        return err;
+    }
+    loop_future_ref(f); /* the timer's */
+    t->sleeping = true;
+    err = loop_task_await(f, NULL);
+    t->sleeping = false;
+    if (loop_cancel(t->loop, timer) == 0) /* a cancelled sleep cancels its timer */
+        loop_future_unref(f);
+    loop_future_unref(f);
+    return err;
+}
+
+int loop_task_sleep(uint64_t ns)
+{
+    loop_task *t = loop__task_running();
+    if (!t)
+        return -EPERM;
+    if (t->reg->closing)
+        return -ECANCELED;
+    if (ns > 0)
+        return sleep_on_timer(t, ns);
+    int err = loop_call_soon(t->loop, loop__task_soon_step, t, &t->soon);
+    if (err)
+        return err;
+    return loop__task_suspend(t, NULL);
+}
+
+int loop_task_gather(loop_future *const *fs, size_t n)
+{
+    if (!fs && n)
+        return -EINVAL;
+    loop_task *t = loop__task_running();
+    if (!t)
+        return -EPERM;
+    loop_future *g;
+    int err = loop_gather(t->loop, fs, n, &g);
+    if (err)
+        return err;
+    err = loop_task_await(g, NULL);
+    loop_future_unref(g);
+    return err;
+}
+
+int loop_task_wait_for(loop_future *f, uint64_t timeout_ns, void **result)
+{
+    if (!f)
+        return -EINVAL;
+    loop_task *t = loop__task_running();
+    if (!t)
+        return -EPERM;
+    if (loop_future_loop(f) != t->loop)
+        return -EINVAL;
+    if (f == t->future)
+        return -EDEADLK;
+    loop_future *w;
+    int err = loop_wait_for(t->loop, f, timeout_ns, &w);
+    if (err)
+        return err;
+    err = loop_task_await(w, result);
+    loop_future_unref(w);
+    return err;
+}
