@@ -193,6 +193,17 @@ LOOP_API int loop_get_allocator(const loop_t *loop, void *(**realloc_fn)(void *,
 LOOP_API int loop_attach(loop_t *loop, const void *key, void *data,
                          void (*release)(loop_t *loop, void *data));
 LOOP_API void *loop_attached(const loop_t *loop, const void *key);
+
+/*
+ * The data attached under key, made on first use: size bytes, zeroed,
+ * from the loop's allocator, attached with release (which then owns it:
+ * free it with loop_realloc(loop, data, 0) or the allocator of
+ * loop_get_allocator()).  A layer's per-loop state in one call.  Returns
+ * NULL if loop or key is NULL, size is 0, or memory ran out (then nothing
+ * is attached).
+ */
+LOOP_API void *loop_attach_new(loop_t *loop, const void *key, size_t size,
+                               void (*release)(loop_t *loop, void *data));
 LOOP_API int loop_detach(loop_t *loop, const void *key);
 
 /*

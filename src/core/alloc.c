@@ -98,6 +98,24 @@ void *loop_attached(const loop_t *loop, const void *key)
     return at ? at->data : NULL;
 }
 
+void *loop_attach_new(loop_t *loop, const void *key, size_t size, void (*release)(loop_t *, void *))
+{
+    if (!loop || !key || !size)
+        return NULL;
+    struct loop__attachment *at = find(loop, key);
+    if (at)
+        return at->data;
+    void *data = loop__realloc(loop, NULL, size);
+    if (!data)
+        return NULL;
+    memset(data, 0, size);
+    if (loop_attach(loop, key, data, release)) {
+        loop__realloc(loop, data, 0);
+        return NULL;
+    }
+    return data;
+}
+
 int loop_detach(loop_t *loop, const void *key)
 {
     struct loop__attachment *at = loop && key ? find(loop, key) : NULL;

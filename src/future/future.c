@@ -70,23 +70,12 @@ static void *mem(struct registry *r, void *ptr, size_t size)
 
 static void release_registry(loop_t *loop, void *data);
 
+/* This loop's registry, made on first use; it keeps the loop's allocator. */
 static struct registry *registry_of(loop_t *loop)
 {
-    struct registry *r = loop_attached(loop, &registry_key);
-    if (r)
-        return r;
-    void *(*fn)(void *, void *, size_t);
-    void *ctx;
-    if (loop_get_allocator(loop, &fn, &ctx))
-        return NULL;
-    r = fn(ctx, NULL, sizeof(*r));
-    if (!r)
-        return NULL;
-    *r = (struct registry){.realloc = fn, .ctx = ctx};
-    if (loop_attach(loop, &registry_key, r, release_registry)) {
-        fn(ctx, r, 0);
-        return NULL;
-    }
+    struct registry *r = loop_attach_new(loop, &registry_key, sizeof(*r), release_registry);
+    if (r && !r->realloc)
+        loop_get_allocator(loop, &r->realloc, &r->ctx); /* cannot fail: no NULL here */
     return r;
 }
 

@@ -47,23 +47,13 @@ struct loop__task_registry *loop__task_registry(const loop_t *loop)
     return loop_attached(loop, &registry_key);
 }
 
+/* This loop's registry, made on first use; it keeps the loop's allocator. */
 static struct loop__task_registry *registry_of(loop_t *loop)
 {
-    struct loop__task_registry *r = loop_attached(loop, &registry_key);
-    if (r)
-        return r;
-    loop__task_realloc_fn *fn;
-    void *ctx;
-    if (loop_get_allocator(loop, &fn, &ctx))
-        return NULL;
-    r = fn(ctx, NULL, sizeof(*r));
-    if (!r)
-        return NULL;
-    *r = (struct loop__task_registry){.realloc = fn, .ctx = ctx};
-    if (loop_attach(loop, &registry_key, r, release_registry)) {
-        fn(ctx, r, 0);
-        return NULL;
-    }
+    struct loop__task_registry *r =
+        loop_attach_new(loop, &registry_key, sizeof(*r), release_registry);
+    if (r && !r->realloc)
+        loop_get_allocator(loop, &r->realloc, &r->ctx); /* cannot fail: no NULL here */
     return r;
 }
 

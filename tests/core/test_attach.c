@@ -140,12 +140,51 @@ static void test_attach_rejects_bad_input_and_survives_allocation_failure(void *
     assert_int_equal(c.live, 0);
 }
 
+static void free_with_loop(loop_t *loop, void *data)
+{
+    norder++;
+    loop_realloc(loop, data, 0);
+}
+
+static void test_attach_new_makes_zeroed_data_once_and_fails_cleanly(void **state)
+{
+    (void)state;
+    struct counting c = {0};
+    loop_t *l;
+    assert_int_equal(loop_new_with(&l, &(loop_options){.realloc = counting_realloc, .alloc_ctx = &c}),
+                     0);
+    long live = c.live;
+    c.fail = true;
+    assert_null(loop_attach_new(l, &key_a, 64, free_with_loop)); /* no memory: nothing attached */
+    c.fail = false;
+    assert_null(loop_attached(l, &key_a));
+    assert_int_equal(c.live, live);
+
+    unsigned char *d = loop_attach_new(l, &key_a, 64, free_with_loop);
+    assert_non_null(d);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(d[i], 0);
+    d[0] = 7;
+    assert_ptr_equal(loop_attach_new(l, &key_a, 64, free_with_loop), d); /* the same, kept */
+    assert_int_equal(d[0], 7);
+    assert_ptr_equal(loop_attached(l, &key_a), d);
+
+    assert_null(loop_attach_new(NULL, &key_b, 8, free_with_loop));
+    assert_null(loop_attach_new(l, NULL, 8, free_with_loop));
+    assert_null(loop_attach_new(l, &key_b, 0, free_with_loop));
+    norder = 0;
+    assert_int_equal(loop_free(l), 0);
+    assert_int_equal(norder, 1);
+    assert_int_equal(c.live, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loop_realloc_goes_through_the_loops_allocator),
         cmocka_unit_test(test_attachments_are_found_by_key_and_released_last_first),
         cmocka_unit_test(test_attach_rejects_bad_input_and_survives_allocation_failure),
+        cmocka_unit_test(test_attach_new_makes_zeroed_data_once_and_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
