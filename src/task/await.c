@@ -8,7 +8,8 @@
 
 #include <errno.h>
 
-int loop_task_await(loop_future *f, void **result)
+/* Can the running task wait for f?  0 and *out, or the error to return. */
+static int awaitable(loop_future *f, loop_task **out)
 {
     if (!f)
         return -EINVAL;
@@ -19,6 +20,16 @@ int loop_task_await(loop_future *f, void **result)
         return -EINVAL;
     if (f == t->future)
         return -EDEADLK;
+    *out = t;
+    return 0;
+}
+
+int loop_task_await(loop_future *f, void **result)
+{
+    loop_task *t;
+    int aerr = awaitable(f, &t);
+    if (aerr)
+        return aerr;
     if (loop_future_done(f)) /* no hop, and a pending cancel stays pending */
         return loop_future_result(f, result);
     if (t->reg->closing)
@@ -99,15 +110,10 @@ int loop_task_gather(loop_future *const *fs, size_t n)
 
 int loop_task_wait_for(loop_future *f, uint64_t timeout_ns, void **result)
 {
-    if (!f)
-        return -EINVAL;
-    loop_task *t = loop__task_running();
-    if (!t)
-        return -EPERM;
-    if (loop_future_loop(f) != t->loop)
-        return -EINVAL;
-    if (f == t->future)
-        return -EDEADLK;
+    loop_task *t;
+    int aerr = awaitable(f, &t);
+    if (aerr)
+        return aerr;
     loop_future *w;
     int err = loop_wait_for(t->loop, f, timeout_ns, &w);
     if (err)
