@@ -14,7 +14,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOP_BUILD_BENCH=ON \
     -DLOOP_BUILD_TESTS=OFF -DLOOP_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$build" -j2 --target bench_future >/dev/null
 bin=$build/bench/bench_future
-modes=(soon complete cycle)
+modes=(soon complete hot cycle)
 declare -A samples
 for ((r = 0; r < runs; r++)); do
     for m in "${modes[@]}"; do
@@ -40,6 +40,7 @@ for m in "${modes[@]}"; do
     case $m in
     soon) what="call_soon of the next step (the baseline)" ;;
     complete) what="set_result on a ready-made future, its one done callback runs" ;;
+    hot) what="as complete, the futures made just before, in rounds of 4,096" ;;
     cycle) what="new + add_done + set_result + callback + unref" ;;
     esac
     ratio=$(awk -v a="$i" -v b="$base_ir" 'BEGIN {printf "%.2f", a / b}')

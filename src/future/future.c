@@ -143,17 +143,34 @@ loop_t *loop_future_loop(const loop_future *f)
 
 /* ---- queued callbacks ------------------------------------------------------- */
 
-/* The completion's entry: the future's own list, in order. */
-static void run_done(loop_t *loop, void *arg)
+/*
+ * The completion's entry: the future's own list, in order.  The common
+ * case, one callback on a future someone still holds, is run_done's alone
+ * and ends in a tail call: `queued` is dropped first, so a callback that
+ * drops the last reference frees the future itself, and nothing here
+ * touches it afterwards.  Everything else goes through run_all, kept out
+ * of line so that the common case saves no registers.
+ */
+static __attribute__((noinline)) void run_all(loop_future *f)
 {
-    (void)loop;
-    loop_future *f = arg;
     const struct done_cb *cb = f->cbs;
     for (uint32_t i = 0, n = f->ncbs; i < n; i++)
         cb[i].fn(f, cb[i].arg); /* a callback may add late ones, never to this list */
     f->queued = false;
     if (f->refs == 0)
         destroy(f);
+}
+
+static void run_done(loop_t *loop, void *arg)
+{
+    (void)loop;
+    loop_future *f = arg;
+    if (f->ncbs != 1 || f->refs == 0) {
+        run_all(f);
+        return;
+    }
+    f->queued = false;
+    f->cbs->fn(f, f->cbs->arg);
 }
 
 static void unlink_late(struct registry *r, struct batch *b)
@@ -219,16 +236,20 @@ static int complete(loop_future *f, enum loop_future_state state, int err, void 
 {
     if (!f || f->state != LOOP_FUTURE_PENDING)
         return -EINVAL;
-    if (f->ncbs) {
-        int qerr = loop_call_soon(f->loop, run_done, f, NULL);
-        if (qerr)
-            return qerr; /* still pending, callbacks still listed */
-        f->queued = true;
-    }
     f->state = state; /* a done future's canceller is never called: it may stay */
     f->err = err;
     f->result = result;
-    return 0;
+    if (!f->ncbs)
+        return 0;
+    f->queued = true;
+    int qerr = loop_call_soon(f->loop, run_done, f, NULL);
+    if (qerr) { /* still pending, callbacks still listed */
+        f->state = LOOP_FUTURE_PENDING;
+        f->err = 0;
+        f->result = NULL;
+        f->queued = false;
+    }
+    return qerr;
 }
 
 int loop_future_set_result(loop_future *f, void *result)

@@ -204,6 +204,53 @@ static void test_a_future_lives_while_its_callbacks_are_queued(void **state)
     assert_int_equal(loop_free(l), 0); /* ASan and valgrind: nothing leaked */
 }
 
+/* A future nobody holds is freed as soon as its callbacks have run, not at
+ * loop_free; with one callback or several, and also when its only callback
+ * drops the last reference itself. */
+static void take_and_drop_ref(loop_future *f, void *arg)
+{
+    long *blocks = arg;
+    loop_future_ref(f);
+    loop_future_unref(f); /* back to none: the future must outlive this call */
+    assert_true(loop_future_done(f));
+    *blocks = -1;
+}
+
+static long live_after_run(struct counting_alloc *a, loop_t *l, int ncbs, bool held)
+{
+    loop_future *f = new_future(l);
+    long before = a->live_blocks, seen = 0;
+    for (int i = 0; i < ncbs; i++)
+        assert_int_equal(loop_future_add_done(f, held ? drop_last_ref : take_and_drop_ref,
+                                              held ? NULL : &seen),
+                         0);
+    assert_int_equal(loop_future_set_result(f, NULL), 0);
+    if (!held)
+        loop_future_unref(f); /* only the queued callbacks keep it */
+    assert_int_equal(loop_run(l), 0);
+    assert_true(held || seen == -1);
+    return a->live_blocks - before;
+}
+
+static void test_a_future_is_freed_once_its_callbacks_have_run(void **state)
+{
+    (void)state;
+    struct counting_alloc a = {0};
+    loop_t *l;
+    assert_int_equal(loop_new_with(&l, &(loop_options){.clock = LOOP_CLOCK_VIRTUAL,
+                                                       .realloc = counting_realloc,
+                                                       .alloc_ctx = &a}),
+                     0);
+    /* Warm up: the future registry and the ready ring are made on first use
+     * and stay. */
+    live_after_run(&a, l, 1, true);
+    assert_int_equal(live_after_run(&a, l, 1, true), -1);  /* its callback drops the ref */
+    assert_int_equal(live_after_run(&a, l, 1, false), -1); /* nobody holds it */
+    assert_int_equal(live_after_run(&a, l, 3, false), -1); /* with its callback array */
+    assert_int_equal(loop_free(l), 0);
+    assert_int_equal(a.live_blocks, 0);
+}
+
 /* ---- canceller ------------------------------------------------------------------ */
 
 static int refuse(loop_future *f, void *arg)
@@ -395,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_a_callback_added_to_a_done_future_is_scheduled_at_once),
         cmocka_unit_test(test_removed_callbacks_do_not_run_and_are_counted),
         cmocka_unit_test(test_a_future_lives_while_its_callbacks_are_queued),
+        cmocka_unit_test(test_a_future_is_freed_once_its_callbacks_have_run),
         cmocka_unit_test(test_a_canceller_decides_and_cancel_now_overrides_it),
         cmocka_unit_test(test_run_until_complete_returns_the_outcome_once_done),
         cmocka_unit_test(test_run_until_complete_is_edeadlk_when_the_loop_stops_first),
