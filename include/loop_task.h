@@ -180,12 +180,20 @@ LOOP_API int loop_task_sleep(uint64_t ns);
 LOOP_API int loop_task_gather(loop_future *const *fs, size_t n);
 
 /*
- * Await loop_wait_for(f, timeout_ns) (hop rule 8): f's outcome if it is
- * done within timeout_ns; if not, f is cancelled and waited for, and the
- * call returns -ETIMEDOUT if it ended cancelled, or its outcome if it
- * refused.  If the task is cancelled meanwhile, f is cancelled and waited
- * for, and the call returns -ECANCELED whatever f did: a cancel is never
- * swallowed.  Returns -EINVAL, -EPERM and -ENOMEM as loop_task_await().
+ * Wait for f at most timeout_ns (hop rule 8): f's outcome if it is done
+ * within timeout_ns; if not, f is cancelled and waited for, and the call
+ * returns -ETIMEDOUT if it ended cancelled, or its outcome if it refused.
+ * If the task is cancelled meanwhile, f is cancelled (unless done) and
+ * waited for, and the call returns -ECANCELED whatever f did: a cancel is
+ * never swallowed, even when f completed just before it (asyncio 3.11
+ * loses it there, bpo-86296).  The hops are asyncio 3.11's: the task waits
+ * on an internal future that f's done callback or a timer releases, so it
+ * suspends even if f is done (unless timeout_ns is 0, which reads a done f
+ * at once and otherwise cancels it and waits), and on a timeout the task
+ * itself cancels f, one hop after the timer.  loop_wait_for() in
+ * loop_future.h gives the same outcomes to plain callbacks.  Returns
+ * -EINVAL, -EPERM and -ENOMEM as loop_task_await(); on -ENOMEM while
+ * timing out, f has been cancelled but may still be finishing.
  */
 LOOP_API int loop_task_wait_for(loop_future *f, uint64_t timeout_ns, void **result);
 

@@ -195,6 +195,46 @@ static void test_a_cancel_of_a_task_in_wait_for_is_never_swallowed(void **state)
     assert_int_equal(loop_free(l), 0);
 }
 
+/* bpo-86296: the inner completes, and the waiting task is cancelled before
+ * its wake-up has run.  asyncio 3.11 returns the inner's result there and
+ * loses the cancel; here the cancel wins. */
+struct race {
+    loop_future *inner;
+    loop_task *task;
+    int err;
+};
+
+static int wait_for_future(loop_t *loop, void *arg, void **result)
+{
+    (void)loop;
+    (void)result;
+    struct race *r = arg;
+    r->err = loop_task_wait_for(r->inner, LOOP_SEC(5), NULL);
+    return 0;
+}
+
+static void complete_then_cancel(loop_t *loop, void *arg)
+{
+    (void)loop;
+    struct race *r = arg;
+    assert_int_equal(loop_future_set_result(r->inner, r), 0);
+    assert_int_equal(loop_task_cancel(r->task), 1);
+}
+
+static void test_a_cancel_racing_the_inner_completion_is_not_swallowed(void **state)
+{
+    (void)state;
+    loop_t *l = new_virtual_loop(false);
+    struct race r = {.inner = new_future(l)};
+    r.task = spawn(l, wait_for_future, &r);
+    assert_int_equal(loop_call_later(l, LOOP_SEC(1), complete_then_cancel, &r, NULL), 0);
+    assert_int_equal(run_task(l, r.task, NULL), 0);
+    assert_int_equal(r.err, -ECANCELED);
+    loop_future_unref(r.inner);
+    loop_task_unref(r.task);
+    assert_int_equal(loop_free(l), 0);
+}
+
 static int combine_outside(void)
 {
     return loop_task_gather(NULL, 0) == -EPERM && loop_task_gather(NULL, 1) == -EINVAL;
@@ -222,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_wait_for_from_a_task_returns_the_inner_outcome_in_time),
         cmocka_unit_test(test_wait_for_times_out_with_etimedout_once_the_inner_is_cancelled),
         cmocka_unit_test(test_a_cancel_of_a_task_in_wait_for_is_never_swallowed),
+        cmocka_unit_test(test_a_cancel_racing_the_inner_completion_is_not_swallowed),
         cmocka_unit_test(test_gather_and_wait_for_check_their_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /*
  * Allocation failure anywhere in a task program: each allocation of a
- * program of spawns, sleeps, awaits and a gather is failed in turn; the
+ * program of spawns, sleeps, awaits, a gather and a wait_for that times
+ * out is failed in turn; the
  * calls that fail say -ENOMEM, every task still ends (the layer retries
  * what it cannot fail: completing a future), the loop is freed, and
  * every byte comes back.
@@ -47,6 +48,15 @@ static int program(loop_t *loop, void *arg, void **result)
     }
     if (!err)
         err = loop_task_sleep(0);
+    loop_task *slow = NULL;
+    if (!err)
+        err = loop_task_spawn(loop, child, NULL, &slow);
+    if (!err) { /* times out after 0.5 ms: its child sleeps 1 ms */
+        err = loop_task_wait_for(loop_task_future(slow), LOOP_MS(1) / 2, NULL);
+        assert_true(err == -ETIMEDOUT || err == -ENOMEM);
+        err = err == -ETIMEDOUT ? 0 : err;
+    }
+    loop_task_unref(slow);
     for (int i = 0; i < 2; i++)
         loop_task_unref(kids[i]);
     ++*ended;
