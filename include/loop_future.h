@@ -105,9 +105,26 @@ LOOP_API bool loop_future_done(const loop_future *f);
 /*
  * The outcome: 0 with *result set (result may be NULL) if done; the error
  * if failed; -ECANCELED if cancelled; -EAGAIN if still pending (asyncio's
- * InvalidStateError); -EINVAL for a NULL f.
+ * InvalidStateError); -EINVAL for a NULL f.  Reading a failed future marks
+ * its error as retrieved (see loop_future_on_unretrieved()).
  */
 LOOP_API int loop_future_result(const loop_future *f, void **result);
+
+/*
+ * Errors nobody read, asyncio's "exception was never retrieved": fn(f,
+ * err, arg) is called when a future of loop that failed with err is freed
+ * and its error was never read by loop_future_result() (which awaiting it
+ * from a task, gather, wait_for and task groups all call).  Cancelled
+ * futures are not reported.  So a task that failed and that nobody
+ * awaited is reported when it is released.  f may be read during the call
+ * and is freed after it; fn must not take a reference to it.  A future
+ * still alive when the loop is freed is reported from inside loop_free(),
+ * where fn must not use the loop.  The library never prints: with no
+ * handler (the default, or fn NULL), nothing is reported.  Returns 0, or
+ * -EINVAL for a NULL loop, -ENOMEM.
+ */
+typedef void loop_future_report_fn(loop_future *f, int err, void *arg);
+LOOP_API int loop_future_on_unretrieved(loop_t *loop, loop_future_report_fn *fn, void *arg);
 
 /* ---- Done callbacks ---------------------------------------------------- */
 

@@ -115,7 +115,10 @@ LOOP_API void loop_task_unref(loop_task *t);
  * it stays valid while the task does; take a reference (loop_future_ref())
  * to keep it longer.  Cancelling it (loop_future_cancel()) cancels the
  * task, as loop_task_cancel() does, and returns what that returns.  NULL
- * for NULL.
+ * for NULL.  A task that failed and whose error nobody read (by awaiting
+ * it, gathering it, or loop_future_result()) is reported when its future
+ * is freed, to the handler set with loop_future_on_unretrieved(): asyncio's
+ * "Task exception was never retrieved".
  */
 LOOP_API loop_future *loop_task_future(const loop_task *t);
 

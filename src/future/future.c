@@ -42,6 +42,8 @@ struct registry {
     void *ctx;
     loop_future *live;    /* every future of the loop */
     struct batch *queued; /* late batches */
+    loop_future_report_fn *unretrieved;
+    void *unretrieved_arg;
 };
 
 struct loop_future {
@@ -58,6 +60,7 @@ struct loop_future {
     uint32_t ncbs, cap;
     struct done_cb first; /* one callback needs no array */
     bool queued;          /* its callbacks are in the ring: keep it alive */
+    bool retrieved;       /* loop_future_result() read its error */
     void *aux;            /* loop__future_aux */
 };
 
@@ -102,6 +105,8 @@ int loop_future_new(loop_t *loop, loop_future **out)
 static void destroy(loop_future *f)
 {
     struct registry *r = f->reg;
+    if (f->state == LOOP_FUTURE_FAILED && !f->retrieved && r->unretrieved)
+        r->unretrieved(f, f->err, r->unretrieved_arg);
     if (f->prev)
         f->prev->next = f->next;
     else
@@ -315,9 +320,24 @@ int loop_future_result(const loop_future *f, void **result)
         if (result)
             *result = f->result;
         return 0;
+    case LOOP_FUTURE_FAILED:
+        ((loop_future *)f)->retrieved = true; /* futures are never const objects */
+        return f->err;
     default:
         return f->err;
     }
+}
+
+int loop_future_on_unretrieved(loop_t *loop, loop_future_report_fn *fn, void *arg)
+{
+    if (!loop)
+        return -EINVAL;
+    struct registry *r = registry_of(loop);
+    if (!r)
+        return -ENOMEM;
+    r->unretrieved = fn;
+    r->unretrieved_arg = arg;
+    return 0;
 }
 
 /* ---- done callbacks ------------------------------------------------------------ */
