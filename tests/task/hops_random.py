@@ -10,14 +10,18 @@
 # cancels it; gJ gathers its children 0..J; wJK waits for child J with a
 # timeout of K/64 s; kK schedules a plain callback (K=0: call_soon, else
 # call_later K/64 s); fK awaits a future that a plain callback completes
-# (the same way); e0 ends the task with an error.  A task that catches a
+# (the same way); GJ runs a task group of two instances of template J
+# whose body sleeps 1/64 s; e0 ends the task with an error.  A task that catches a
 # cancel prints it and either goes on (stubborn) or ends cancelled.
 #
 # The runner is asyncio 3.11 with the deliberate fixes of DESIGN 5.3:
-# timers of equal deadline run in the order they were set (rule 10), and
-# wait_for never swallows a cancel of the waiting task (rule 8, bpo-86296).
+# timers of equal deadline run in the order they were set (rule 10),
+# wait_for never swallows a cancel of the waiting task (rule 8, bpo-86296),
+# and a task group cancels its children in the order they were created
+# (rule 9; 3.11 iterates a set).
 import asyncio
 import asyncio.events
+import asyncio.taskgroups
 import asyncio.tasks
 import functools
 import random
@@ -51,6 +55,27 @@ def _key(h):
 asyncio.events.TimerHandle.__init__ = _timer_init
 asyncio.events.TimerHandle.__lt__ = lambda a, b: _key(a) < _key(b)
 asyncio.events.TimerHandle.__le__ = lambda a, b: _key(a) <= _key(b)
+
+
+class OrderedTasks(dict):
+    """A set that iterates in insertion order, for TaskGroup._tasks."""
+
+    def add(self, t):
+        self[t] = None
+
+    def discard(self, t):
+        self.pop(t, None)
+
+
+_tg_init = asyncio.taskgroups.TaskGroup.__init__
+
+
+def _tg_ordered_init(self, *a, **k):
+    _tg_init(self, *a, **k)
+    self._tasks = OrderedTasks()
+
+
+asyncio.taskgroups.TaskGroup.__init__ = _tg_ordered_init
 
 
 async def wait_for(fut, timeout):
@@ -94,9 +119,11 @@ def gen(rng):
                 ops.append("s%d" % rng.choice([0, 0, 1, 2, 3]))
             elif i == n - 1 or r < 0.33:
                 ops.append("%s%d" % (rng.choice("kf"), rng.choice([0, 0, 1, 2])))
-            elif r < 0.53:
+            elif r < 0.49:
                 ops.append("p%d" % rng.randint(i + 1, n - 1))
                 nchildren += 1
+            elif r < 0.53:
+                ops.append("G%d" % rng.randint(i + 1, n - 1))
             elif r < 0.66 and nchildren:
                 ops.append("a%d" % rng.randrange(nchildren))
             elif r < 0.74 and nchildren:
@@ -185,6 +212,16 @@ def run(tmpl):
                     later(arg, complete, fut, events[0])
                     v = await fut
                     out.append("T%d got F%d" % (me, v))
+                elif kind == "G":
+                    try:
+                        async with asyncio.TaskGroup() as tg:
+                            for _ in range(2):
+                                counter[0] += 1
+                                tg.create_task(task(arg, counter[0]))
+                            await asyncio.sleep(UNIT)
+                        out.append("T%d group ok" % me)
+                    except* OSError:
+                        out.append("T%d group failed" % me)
                 elif kind == "e":
                     out.append("T%d fails" % me)
                     raise OSError("boom")

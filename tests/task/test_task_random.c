@@ -1,8 +1,8 @@
 /*
  * Random task programs give asyncio's trace (DESIGN 5.3): hops_random.py
  * ran random programs of sleeps, spawns, awaits, cancels, gathers,
- * wait_fors, plain callbacks, futures completed by callbacks and failing
- * tasks on Python 3.11's asyncio under a virtual clock and wrote each
+ * wait_fors, task groups, plain callbacks, futures completed by callbacks
+ * and failing tasks on Python 3.11's asyncio under a virtual clock and wrote each
  * program with its trace; this suite runs each on the virtual clock and
  * compares the traces line for line.  It reads hops_random.txt beside it
  * (200 programs), or the file named by LOOP_HOPS_FILE (CI makes thousands).
@@ -142,6 +142,29 @@ static int gather(struct instance *in, loop_task **kids, int n)
     return 0;
 }
 
+static struct instance *new_instance(struct program *p, int template)
+{
+    assert_true(p->counter + 1 < (int)(sizeof p->in / sizeof *p->in));
+    struct instance *in = &p->in[++p->counter];
+    *in = (struct instance){p, template, p->counter};
+    return in;
+}
+
+/* Two instances of template t in a group whose body sleeps one unit. */
+static int group(struct instance *in, int t)
+{
+    loop_task_group *g;
+    assert_int_equal(loop_task_group_new(&g), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(loop_task_group_spawn(g, run_template, new_instance(in->p, t), NULL), 0);
+    int err = loop_task_group_end(g, loop_task_sleep(UNIT_NS));
+    if (err == 0)
+        say("T%d group ok", in->me);
+    else if (err == -EIO)
+        say("T%d group failed", in->me);
+    return err == -EIO ? 0 : err;
+}
+
 static int do_op(struct instance *in, int k, loop_task **kids, int *nkids)
 {
     struct program *p = in->p;
@@ -152,14 +175,12 @@ static int do_op(struct instance *in, int k, loop_task **kids, int *nkids)
     switch (kind) {
     case 's':
         return loop_task_sleep((uint64_t)a * UNIT_NS);
-    case 'p': {
-        assert_true(p->counter + 1 < (int)(sizeof p->in / sizeof *p->in));
-        struct instance *child = &p->in[++p->counter];
-        *child = (struct instance){p, a, p->counter};
+    case 'p':
         assert_true(*nkids < MAX_KIDS);
-        kids[(*nkids)++] = spawn(p->loop, run_template, child);
+        kids[(*nkids)++] = spawn(p->loop, run_template, new_instance(p, a));
         return 0;
-    }
+    case 'G':
+        return group(in, a);
     case 'c':
         say("T%d cancel %d", in->me, loop_task_cancel(kids[a]));
         return 0;
