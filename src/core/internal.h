@@ -64,16 +64,17 @@ struct loop__slot {
     uint32_t pos; /* heap index, LOOP__QUEUED, or next free slot */
 };
 
+/* 16 bytes: four children of a 4-ary heap node share a cache line. */
 struct loop__timer {
     uint64_t when;
-    uint64_t seq; /* schedule order: breaks deadline ties */
+    uint32_t seq; /* schedule order: breaks deadline ties (renumbered at wrap) */
     uint32_t slot;
 };
 
 /* A deadline pushed back lazily (see loop_reschedule_at); when 0: none. */
 struct loop__later {
     uint64_t when;
-    uint64_t seq;
+    uint32_t seq;
 };
 
 struct loop__ready {
@@ -160,7 +161,7 @@ struct loop__slots {
 struct loop__timers {
     struct loop__timer *heap;
     uint32_t n, cap;
-    uint64_t seq;
+    uint32_t seq;              /* the next sequence number */
     struct loop__later *later; /* per slot; NULL until a deadline is pushed back */
     uint32_t later_cap;
 };

@@ -1,9 +1,15 @@
 /*
- * Timers: a binary min-heap of (deadline, sequence, slot).  The sequence
- * number is the schedule order, so equal deadlines pop in the order they
- * were scheduled.  Each slot remembers its heap position, which makes
- * cancel O(log n).  Entries carry their keys inline so that sifting never
- * touches the slots except to record moves.
+ * Timers: a 4-ary min-heap of (deadline, sequence, slot), 16 bytes an
+ * entry, so the four children of a node share a cache line and the heap
+ * is half as deep as a binary one.  The sequence number is the schedule
+ * order, so equal deadlines pop in the order they were scheduled.  Each
+ * slot remembers its heap position, which makes cancel O(log n).  Entries
+ * carry their keys inline so that sifting never touches the slots except
+ * to record moves.
+ *
+ * Sequence numbers are 32 bits.  When they run out, every live one is
+ * renumbered in order (renumber(): O(n log n), in place, once per 2^32
+ * schedules), so the order stays exact without 64-bit keys.
  *
  * Pushing a deadline back (the idle-timeout pattern: every bit of activity
  * moves the timeout later) is O(1): the new key is noted in a side array,
@@ -18,12 +24,19 @@
 
 #include <errno.h>
 
-static bool before(const struct loop__timer *a, const struct loop__timer *b)
+#define ARITY 4
+
+static inline uint32_t parent_of(uint32_t pos)
+{
+    return (pos - 1) / ARITY;
+}
+
+static inline bool before(const struct loop__timer *a, const struct loop__timer *b)
 {
     return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static void place(loop_t *loop, uint32_t pos, struct loop__timer t)
+static inline void place(loop_t *loop, uint32_t pos, struct loop__timer t)
 {
     loop->timers.heap[pos] = t;
     loop->slots.v[t.slot].pos = pos;
@@ -31,11 +44,12 @@ static void place(loop_t *loop, uint32_t pos, struct loop__timer t)
 
 static void sift_up(loop_t *loop, uint32_t pos, struct loop__timer t)
 {
+    struct loop__timer *heap = loop->timers.heap;
     while (pos > 0) {
-        uint32_t parent = (pos - 1) / 2;
-        if (!before(&t, &loop->timers.heap[parent]))
+        uint32_t parent = parent_of(pos);
+        if (!before(&t, &heap[parent]))
             break;
-        place(loop, pos, loop->timers.heap[parent]);
+        place(loop, pos, heap[parent]);
         pos = parent;
     }
     place(loop, pos, t);
@@ -43,19 +57,92 @@ static void sift_up(loop_t *loop, uint32_t pos, struct loop__timer t)
 
 static void sift_down(loop_t *loop, uint32_t pos, struct loop__timer t)
 {
+    struct loop__timer *heap = loop->timers.heap;
     uint32_t n = loop->timers.n;
     for (;;) {
-        uint32_t child = 2 * pos + 1;
-        if (child >= n)
+        uint32_t first = ARITY * pos + 1;
+        if (first >= n)
             break;
-        if (child + 1 < n && before(&loop->timers.heap[child + 1], &loop->timers.heap[child]))
-            child++;
-        if (!before(&loop->timers.heap[child], &t))
+        uint32_t end = n - first < ARITY ? n : first + ARITY, least = first;
+        for (uint32_t c = first + 1; c < end; c++)
+            if (before(&heap[c], &heap[least]))
+                least = c;
+        if (!before(&heap[least], &t))
             break;
-        place(loop, pos, loop->timers.heap[child]);
-        pos = child;
+        place(loop, pos, heap[least]);
+        pos = least;
     }
     place(loop, pos, t);
+}
+
+static bool has_later(const loop_t *loop, uint32_t slot)
+{
+    return slot < loop->timers.later_cap && loop->timers.later[slot].when;
+}
+
+/* Within v[0..n), a binary max-heap by key: move v[p] down to its place. */
+static void max_sift(struct loop__timer *v, uint32_t n, uint32_t p)
+{
+    for (;;) {
+        uint32_t c = 2 * p + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && before(&v[c], &v[c + 1]))
+            c++;
+        if (!before(&v[p], &v[c]))
+            return;
+        struct loop__timer t = v[p];
+        v[p] = v[c];
+        v[c] = t;
+        p = c;
+    }
+}
+
+/* Sort v[0..n) by (deadline, sequence), in place (heapsort), so that
+ * renumbering never needs memory. */
+static void sort_by_key(struct loop__timer *v, uint32_t n)
+{
+    for (uint32_t i = n / 2; i-- > 0;)
+        max_sift(v, n, i);
+    for (uint32_t end = n; end-- > 1;) {
+        struct loop__timer t = v[0];
+        v[0] = v[end];
+        v[end] = t;
+        max_sift(v, end, 0);
+    }
+}
+
+/*
+ * The sequence numbers ran out: apply every pushed-back deadline, sort the
+ * entries by key (a sorted array is a heap), and number them 0, 1, ... in
+ * that order.  Every comparison gives what it gave before.
+ */
+static void renumber(loop_t *loop)
+{
+    struct loop__timers *t = &loop->timers;
+    for (uint32_t i = 0; i < t->n; i++) {
+        uint32_t slot = t->heap[i].slot;
+        if (has_later(loop, slot)) {
+            t->heap[i].when = t->later[slot].when;
+            t->heap[i].seq = t->later[slot].seq;
+            t->later[slot].when = 0;
+        }
+    }
+    sort_by_key(t->heap, t->n);
+    for (uint32_t i = 0; i < t->n; i++) {
+        t->heap[i].seq = i;
+        loop->slots.v[t->heap[i].slot].pos = i;
+    }
+    t->seq = t->n;
+}
+
+/* The next sequence number.  Entries may move (renumber), so positions are
+ * read after it is taken. */
+static inline uint32_t take_seq(loop_t *loop)
+{
+    if (__builtin_expect(loop->timers.seq == UINT32_MAX, 0))
+        renumber(loop);
+    return loop->timers.seq++;
 }
 
 int loop__heap_push(loop_t *loop, uint64_t when, uint32_t slot)
@@ -64,14 +151,9 @@ int loop__heap_push(loop_t *loop, uint64_t when, uint32_t slot)
                          sizeof(*loop->timers.heap), loop->timers.n + 1);
     if (err)
         return err;
-    struct loop__timer t = {when, loop->timers.seq++, slot};
+    struct loop__timer t = {when, take_seq(loop), slot};
     sift_up(loop, loop->timers.n++, t);
     return 0;
-}
-
-static bool has_later(const loop_t *loop, uint32_t slot)
-{
-    return slot < loop->timers.later_cap && loop->timers.later[slot].when;
 }
 
 static void clear_later(loop_t *loop, uint32_t slot)
@@ -87,7 +169,7 @@ static bool set_later(loop_t *loop, uint32_t slot, uint64_t when)
     if (loop__grow_zero(loop, (void **)&t->later, &t->later_cap, sizeof(*t->later),
                         slot < t->later_cap ? 0 : loop->slots.cap))
         return false;
-    loop->timers.later[slot] = (struct loop__later){when, loop->timers.seq++};
+    loop->timers.later[slot] = (struct loop__later){when, take_seq(loop)};
     return true;
 }
 
@@ -113,18 +195,19 @@ void loop__heap_remove(loop_t *loop, uint32_t pos)
     struct loop__timer last = loop->timers.heap[--loop->timers.n];
     if (pos == loop->timers.n)
         return;
-    if (pos > 0 && before(&last, &loop->timers.heap[(pos - 1) / 2]))
+    if (pos > 0 && before(&last, &loop->timers.heap[parent_of(pos)]))
         sift_up(loop, pos, last);
     else
         sift_down(loop, pos, last);
 }
 
-/* Give the entry at pos a new deadline, as if scheduled anew (it goes after
+/* Give slot's entry a new deadline, as if scheduled anew (it goes after
  * equal deadlines already pending), and restore the heap order. */
-static void move(loop_t *loop, uint32_t pos, uint64_t when)
+static void move(loop_t *loop, uint32_t slot, uint64_t when)
 {
-    struct loop__timer t = {when, loop->timers.seq++, loop->timers.heap[pos].slot};
-    if (pos > 0 && before(&t, &loop->timers.heap[(pos - 1) / 2]))
+    struct loop__timer t = {when, take_seq(loop), slot};
+    uint32_t pos = loop->slots.v[slot].pos;
+    if (pos > 0 && before(&t, &loop->timers.heap[parent_of(pos)]))
         sift_up(loop, pos, t);
     else
         sift_down(loop, pos, t);
@@ -156,7 +239,8 @@ int loop__timers_expire(loop_t *loop)
             uint64_t next = loop__deadline(top.when, period);
             if (next <= now)
                 next = loop__deadline(now, period);
-            sift_down(loop, 0, (struct loop__timer){next, loop->timers.seq++, top.slot});
+            uint32_t seq = take_seq(loop); /* the top stays the top: it is the least */
+            sift_down(loop, 0, (struct loop__timer){next, seq, top.slot});
         } else {
             loop__heap_remove(loop, 0);
             s->pos = LOOP__QUEUED;
@@ -184,5 +268,5 @@ void loop__heap_reschedule(loop_t *loop, uint32_t pos, uint64_t when)
     if (when > loop->timers.heap[pos].when && set_later(loop, slot, when))
         return;
     clear_later(loop, slot);
-    move(loop, pos, when);
+    move(loop, slot, when);
 }

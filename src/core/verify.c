@@ -63,7 +63,7 @@ static int verify_heap(const loop_t *loop, const char **why)
         }
         if (i == 0)
             continue;
-        const struct loop__timer *p = &loop->timers.heap[(i - 1) / 2];
+        const struct loop__timer *p = &loop->timers.heap[(i - 1) / 4]; /* 4-ary */
         CHECK(p->when < t->when || (p->when == t->when && p->seq < t->seq),
               "heap: parent after child");
     }

@@ -83,6 +83,12 @@ static inline void test_disable_pwait2(loop_t *loop)
     loop->io.no_pwait2 = 1;
 }
 
+/* Set the timer heap's next sequence number, to reach its wrap quickly. */
+static inline void test_set_timer_seq(loop_t *loop, uint32_t seq)
+{
+    loop->timers.seq = seq;
+}
+
 #ifndef LOOP_TESTS_NO_CMOCKA
 /* Every internal invariant holds (heap, slots, ring, fd table). */
 static inline void assert_loop_valid(const loop_t *loop)
