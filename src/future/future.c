@@ -44,7 +44,32 @@ struct registry {
     struct batch *queued; /* late batches */
     loop_future_report_fn *unretrieved;
     void *unretrieved_arg;
+    loop_future *spare; /* freed futures kept for reuse, by next */
+    uint32_t nspare;
+    bool releasing; /* loop_free: nothing is kept */
 };
+
+/* How many freed futures a loop keeps, so that making one allocates
+ * nothing in steady state. */
+#define SPARE_FUTURES 64
+
+/* Spare objects kept for reuse stay poisoned for AddressSanitizer, so a
+ * use after the last unref is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SPARE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SPARE_ASAN 1
+#endif
+#endif
+#ifdef SPARE_ASAN
+#include <sanitizer/asan_interface.h>
+#define SPARE_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define SPARE_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SPARE_POISON(p, n) ((void)(p), (void)(n))
+#define SPARE_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 struct loop_future {
     loop_t *loop;
@@ -91,9 +116,16 @@ int loop_future_new(loop_t *loop, loop_future **out)
     if (!loop || !out)
         return -EINVAL;
     struct registry *r = registry_of(loop);
-    loop_future *f = r ? mem(r, NULL, sizeof(*f)) : NULL;
-    if (!f)
+    if (!r)
         return -ENOMEM;
+    loop_future *f = r->spare;
+    if (f) {
+        SPARE_UNPOISON(f, sizeof(*f));
+        r->spare = f->next;
+        r->nspare--;
+    } else if (!(f = mem(r, NULL, sizeof(*f)))) {
+        return -ENOMEM;
+    }
     *f = (loop_future){.loop = loop, .reg = r, .refs = 1, .next = r->live};
     if (r->live)
         r->live->prev = f;
@@ -116,6 +148,13 @@ static void destroy(loop_future *f)
     if (f->cbs != &f->first)
         mem(r, f->cbs, 0);
     mem(r, f->aux, 0);
+    if (r->nspare < SPARE_FUTURES && !r->releasing) {
+        f->next = r->spare;
+        r->spare = f;
+        r->nspare++;
+        SPARE_POISON(f, sizeof(*f));
+        return;
+    }
     mem(r, f, 0);
 }
 
@@ -228,10 +267,17 @@ static void release_registry(loop_t *loop, void *data)
 {
     (void)loop;
     struct registry *r = data;
+    r->releasing = true;
     while (r->queued)
         finish_late(r->queued);
     while (r->live)
         destroy(r->live);
+    while (r->spare) {
+        loop_future *f = r->spare;
+        SPARE_UNPOISON(f, sizeof(*f));
+        r->spare = f->next;
+        mem(r, f, 0);
+    }
     mem(r, r, 0);
 }
 

@@ -88,7 +88,7 @@ int loop_task_sleep(uint64_t ns)
         return -ECANCELED;
     if (ns > 0)
         return sleep_on_timer(t, ns);
-    int err = loop_call_soon(t->loop, loop__task_soon_step, t, &t->soon);
+    int err = loop_call_soon(t->loop, loop__task_soon_step, t, NULL);
     if (err)
         return err;
     return loop__task_suspend(t, NULL);

@@ -23,6 +23,28 @@
 
 static const int registry_key;
 
+/* Freed tasks a registry keeps for reuse: spawning then allocates nothing
+ * but the task's future. */
+#define SPARE_TASKS 64
+
+/* Spare objects kept for reuse stay poisoned for AddressSanitizer, so a
+ * use after the last unref is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SPARE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SPARE_ASAN 1
+#endif
+#endif
+#ifdef SPARE_ASAN
+#include <sanitizer/asan_interface.h>
+#define SPARE_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define SPARE_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SPARE_POISON(p, n) ((void)(p), (void)(n))
+#define SPARE_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* The running task; saved and restored around each resume, so a step that
  * runs another loop's tasks (nested loop_run) gets its own back. */
 static _Thread_local loop_task *running;
@@ -83,10 +105,18 @@ void loop_task_unref(loop_task *t)
 {
     if (!t || --t->refs > 0)
         return;
-    if (t->reg)
-        unlink_task(t->reg, t);
+    struct loop__task_registry *r = t->reg;
+    if (r)
+        unlink_task(r, t);
     loop_future_unref(t->future); /* NULL once orphaned */
     mem(t, t->name, 0);
+    if (r && r->nspare < SPARE_TASKS) {
+        t->next = r->spare;
+        r->spare = t;
+        r->nspare++;
+        SPARE_POISON(t, sizeof(*t));
+        return;
+    }
     mem(t, t, 0);
 }
 
@@ -122,7 +152,12 @@ const char *loop_task_name(const loop_task *t)
 {
     if (!t)
         return NULL;
-    return t->name ? t->name : t->default_name;
+    if (t->name)
+        return t->name;
+    if (!t->default_name[0]) /* made on demand: spawning formats nothing */
+        snprintf((char *)t->default_name, sizeof t->default_name, "Task-%llu",
+                 (unsigned long long)t->number);
+    return t->default_name;
 }
 
 /* ---- finishing --------------------------------------------------------- */
@@ -195,7 +230,8 @@ static void step(loop_task *t, int err, void *result)
     t->state = LOOP__TASK_RUNNING;
     loop_task *outer = running;
     running = t;
-    int rc = loop_coro_resume(t->coro, NULL, NULL);
+    void *unused;
+    int rc = loop_coro_resume(t->coro, NULL, &unused);
     running = outer;
     if (rc == 0)
         finish(t);
@@ -204,9 +240,7 @@ static void step(loop_task *t, int err, void *result)
 void loop__task_soon_step(loop_t *loop, void *arg)
 {
     (void)loop;
-    loop_task *t = arg;
-    t->soon = (loop_handle){0};
-    step(t, 0, NULL);
+    step(arg, 0, NULL);
 }
 
 void loop__task_wake(loop_future *f, void *arg)
@@ -268,7 +302,14 @@ int loop_task_spawn(loop_t *loop, loop_task_fn *fn, void *arg, loop_task **out)
         loop_future_unref(f);
         return -ENOMEM;
     }
-    loop_task *t = r->realloc(r->ctx, NULL, sizeof(*t));
+    loop_task *t = r->spare;
+    if (t) {
+        SPARE_UNPOISON(t, sizeof(*t));
+        r->spare = t->next;
+        r->nspare--;
+    } else {
+        t = r->realloc(r->ctx, NULL, sizeof(*t));
+    }
     if (!t) {
         loop_future_unref(f);
         return -ENOMEM;
@@ -282,15 +323,14 @@ int loop_task_spawn(loop_t *loop, loop_task_fn *fn, void *arg, loop_task **out)
                      .future = f};
     err = loop_coro_new(&t->coro, entry, t, 0);
     if (!err)
-        err = loop_call_soon(loop, loop__task_soon_step, t, &t->soon);
+        err = loop_call_soon(loop, loop__task_soon_step, t, NULL);
     if (err) {
         loop_coro_free(t->coro);
         loop_task_unref(t);
         return err;
     }
     loop_future_set_canceller(f, cancel_through_task, t);
-    snprintf(t->default_name, sizeof t->default_name, "Task-%llu",
-             (unsigned long long)++r->spawned);
+    t->number = ++r->spawned;
     link_task(r, t);
     if (out) {
         t->refs++;
@@ -308,7 +348,7 @@ int loop_task_spawn(loop_t *loop, loop_task_fn *fn, void *arg, loop_task **out)
  */
 static void leave_cycle(loop_task *t)
 {
-    if (loop_call_soon(t->loop, loop__task_soon_step, t, &t->soon))
+    if (loop_call_soon(t->loop, loop__task_soon_step, t, NULL))
         return; /* the cancel stays remembered */
     loop_future_remove_done(t->waiting, loop__task_wake, t);
     loop_future_unref(t->waiting);
@@ -350,13 +390,11 @@ static loop_task *first_live(const struct loop__task_registry *r)
     return NULL;
 }
 
-/* Nothing more will run: resume the task with -ECANCELED until it ends
- * (every await it makes now returns -ECANCELED without suspending). */
+/* Nothing more will run (a step it has queued never comes: the ring goes
+ * with the loop): resume the task with -ECANCELED until it ends (every
+ * await it makes now returns -ECANCELED without suspending). */
 static void unwind(loop_task *t)
 {
-    if (t->soon.id)
-        loop_cancel(t->loop, t->soon);
-    t->soon = (loop_handle){0};
     if (t->waiting) {
         loop_future_remove_done(t->waiting, loop__task_wake, t);
         loop_future_unref(t->waiting);
@@ -379,6 +417,12 @@ static void release_registry(loop_t *loop, void *data)
         loop_future_unref(t->future);
         t->future = NULL;
         t->loop = NULL;
+    }
+    while (r->spare) {
+        loop_task *t = r->spare;
+        SPARE_UNPOISON(t, sizeof(*t));
+        r->spare = t->next;
+        r->realloc(r->ctx, t, 0);
     }
     r->realloc(r->ctx, r, 0);
 }

@@ -19,7 +19,9 @@ struct loop__task_registry {
     void *ctx;
     loop_task *head, *tail; /* every task not yet freed, in spawn order */
     uint64_t spawned;       /* for default names */
-    bool closing;           /* loop_free() is unwinding the tasks */
+    loop_task *spare;       /* freed tasks kept for the next spawns, by next */
+    uint32_t nspare;
+    bool closing; /* loop_free() is unwinding the tasks */
 };
 
 enum loop__task_state {
@@ -42,7 +44,6 @@ struct loop_task {
     loop_coro *coro;      /* NULL once finished */
     loop_future *future;  /* the outcome; referenced until the task is freed */
     loop_future *waiting; /* the future it is suspended on (referenced), or NULL */
-    loop_handle soon;     /* its call_soon step (first step, sleep(0)), or {0} */
     bool must_cancel;     /* a cancel to deliver at the next step */
     bool cancelling;      /* inside loop_task_cancel(): a cycle of awaits ends here */
     bool cycled;          /* ...and it did */
@@ -52,7 +53,8 @@ struct loop_task {
     int out_err; /* what fn returned */
     void *out_result;
     char *name;            /* set by loop_task_set_name(), or NULL */
-    char default_name[24]; /* "Task-N" */
+    uint64_t number;       /* N of the default name "Task-N" */
+    char default_name[24]; /* made when first asked for */
 };
 
 /* The loop's registry, or NULL if it never had a task. */

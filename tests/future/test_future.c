@@ -206,33 +206,55 @@ static void test_a_future_lives_while_its_callbacks_are_queued(void **state)
 
 /* A future nobody holds is freed as soon as its callbacks have run, not at
  * loop_free; with one callback or several, and also when its only callback
- * drops the last reference itself. */
+ * drops the last reference itself.  Being freed is seen through the report
+ * of an error nobody read, which comes exactly then. */
 static void take_and_drop_ref(loop_future *f, void *arg)
 {
-    long *blocks = arg;
+    int *reports = arg;
     loop_future_ref(f);
     loop_future_unref(f); /* back to none: the future must outlive this call */
     assert_true(loop_future_done(f));
-    *blocks = -1;
+    assert_int_equal(*reports, 0);
 }
 
-static long live_after_run(struct counting_alloc *a, loop_t *l, int ncbs, bool held)
+static void count_report(loop_future *f, int err, void *arg)
 {
+    (void)f;
+    assert_int_equal(err, -EIO);
+    ++*(int *)arg;
+}
+
+static int reports_after_run(loop_t *l, int ncbs, bool held)
+{
+    int reports = 0;
+    assert_int_equal(loop_future_on_unretrieved(l, count_report, &reports), 0);
     loop_future *f = new_future(l);
-    long before = a->live_blocks, seen = 0;
     for (int i = 0; i < ncbs; i++)
         assert_int_equal(loop_future_add_done(f, held ? drop_last_ref : take_and_drop_ref,
-                                              held ? NULL : &seen),
+                                              held ? NULL : &reports),
                          0);
-    assert_int_equal(loop_future_set_result(f, NULL), 0);
+    assert_int_equal(loop_future_set_error(f, -EIO), 0);
     if (!held)
         loop_future_unref(f); /* only the queued callbacks keep it */
+    assert_int_equal(reports, 0);
     assert_int_equal(loop_run(l), 0);
-    assert_true(held || seen == -1);
-    return a->live_blocks - before;
+    assert_int_equal(loop_future_on_unretrieved(l, NULL, NULL), 0);
+    return reports;
 }
 
 static void test_a_future_is_freed_once_its_callbacks_have_run(void **state)
+{
+    (void)state;
+    loop_t *l = virtual_loop();
+    assert_int_equal(reports_after_run(l, 1, true), 1);  /* its callback drops the ref */
+    assert_int_equal(reports_after_run(l, 1, false), 1); /* nobody holds it */
+    assert_int_equal(reports_after_run(l, 3, false), 1); /* several callbacks */
+    assert_int_equal(loop_free(l), 0);
+}
+
+/* Futures made and freed over and over reuse their memory: after the
+ * first few, making one allocates nothing, and loop_free returns it all. */
+static void test_freed_futures_are_reused_and_returned_at_loop_free(void **state)
 {
     (void)state;
     struct counting_alloc a = {0};
@@ -241,12 +263,17 @@ static void test_a_future_is_freed_once_its_callbacks_have_run(void **state)
                                                        .realloc = counting_realloc,
                                                        .alloc_ctx = &a}),
                      0);
-    /* Warm up: the future registry and the ready ring are made on first use
-     * and stay. */
-    live_after_run(&a, l, 1, true);
-    assert_int_equal(live_after_run(&a, l, 1, true), -1);  /* its callback drops the ref */
-    assert_int_equal(live_after_run(&a, l, 1, false), -1); /* nobody holds it */
-    assert_int_equal(live_after_run(&a, l, 3, false), -1); /* with its callback array */
+    loop_future_unref(new_future(l));
+    long calls = a.calls;
+    for (int i = 0; i < 1000; i++)
+        loop_future_unref(new_future(l));
+    assert_int_equal(a.calls, calls);
+    loop_future *many[200];
+    for (int i = 0; i < 200; i++)
+        many[i] = new_future(l);
+    for (int i = 0; i < 200; i++)
+        loop_future_unref(many[i]);
+    assert_true(a.live_blocks < 100); /* a bounded number is kept */
     assert_int_equal(loop_free(l), 0);
     assert_int_equal(a.live_blocks, 0);
 }
@@ -443,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_removed_callbacks_do_not_run_and_are_counted),
         cmocka_unit_test(test_a_future_lives_while_its_callbacks_are_queued),
         cmocka_unit_test(test_a_future_is_freed_once_its_callbacks_have_run),
+        cmocka_unit_test(test_freed_futures_are_reused_and_returned_at_loop_free),
         cmocka_unit_test(test_a_canceller_decides_and_cancel_now_overrides_it),
         cmocka_unit_test(test_run_until_complete_returns_the_outcome_once_done),
         cmocka_unit_test(test_run_until_complete_is_edeadlk_when_the_loop_stops_first),
