@@ -107,11 +107,40 @@ static void test_a_task_still_referenced_at_loop_free_can_be_unrefd_after(void *
     assert_int_equal(a.bad_frees, 0);
 }
 
+/* Tasks spawned and finished over and over reuse their memory: after the
+ * first, a spawn allocates nothing the loop's allocator sees, and
+ * loop_free returns every byte of the tasks kept for reuse. */
+static void test_finished_tasks_are_reused_and_returned_at_loop_free(void **state)
+{
+    (void)state;
+    struct counting_alloc a = {0};
+    loop_t *l = new_loop_with((loop_options){
+        .clock = LOOP_CLOCK_VIRTUAL, .realloc = counting_realloc, .alloc_ctx = &a});
+    assert_int_equal(loop_task_spawn(l, nop_task, NULL, NULL), 0);
+    assert_int_equal(loop_run(l), 0);
+    long calls = a.calls;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(loop_task_spawn(l, nop_task, NULL, NULL), 0);
+        assert_int_equal(loop_run(l), 0);
+    }
+    assert_int_equal(a.calls, calls);
+    loop_task *many[200];
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(loop_task_spawn(l, nop_task, NULL, &many[i]), 0);
+    assert_int_equal(loop_run(l), 0);
+    for (int i = 0; i < 200; i++)
+        loop_task_unref(many[i]);
+    assert_true(a.live_blocks < 200); /* a bounded number is kept */
+    assert_int_equal(loop_free(l), 0);
+    assert_int_equal(a.live_blocks, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_freeing_a_loop_cancels_and_unwinds_its_live_tasks),
         cmocka_unit_test(test_a_task_still_referenced_at_loop_free_can_be_unrefd_after),
+        cmocka_unit_test(test_finished_tasks_are_reused_and_returned_at_loop_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
