@@ -29,6 +29,7 @@ build=${1:-build-bench-task}
 runs=${RUNS:-7}
 n=${N:-1000000}
 tasks=${TASKS:-100000}
+small=${SMALL_TASKS:-1000}
 steps=${STEPS:-10}
 seed_py=bench/task/seed_tasks.py
 
@@ -60,18 +61,19 @@ bin=$build/bench/bench_task
 seed=$build/bench/seed_tasks
 [ -x "$bin" ] && [ -x "$seed" ] || die "no $bin or $seed: build with -DLOOP_BUILD_BENCH=ON"
 
-# The seed's OUTPUT line must be the same from every program: the first
-# one printed is kept in a file (the columns run in subshells).
-expected_file=$(mktemp)
-trap 'rm -f "$expected_file"' EXIT
+# The seed's OUTPUT line must be the same from every program at one size:
+# the first one printed at each size is kept in a file (the columns run in
+# subshells).
+expected_dir=$(mktemp -d)
+trap 'rm -rf "$expected_dir"' EXIT
 check_output() { # check_output WHAT OUTPUT
-    local line expected
+    local line file
     line=$(grep '^OUTPUT ' <<<"$2") || die "$1 printed no OUTPUT line"
-    expected=$(cat "$expected_file")
-    if [ -z "$expected" ]; then
-        echo "$line" >"$expected_file"
-    elif [ "$line" != "$expected" ]; then
-        die "$1 did other work: '$line', expected '$expected'"
+    file=$expected_dir/$(cut -d' ' -f2,3 <<<"$line" | tr ' =' '_-')
+    if [ ! -e "$file" ]; then
+        echo "$line" >"$file"
+    elif [ "$line" != "$(cat "$file")" ]; then
+        die "$1 did other work: '$line', expected '$(cat "$file")'"
     fi
 }
 
@@ -86,14 +88,18 @@ one() {
     seed-libloop-pooled) out=$("$seed" "$tasks" "$steps" --pool) ;;
     seed-asyncio) out=$("$py" "$seed_py" "$tasks" "$steps") ;;
     seed-uvloop) out=$("$py" "$seed_py" "$tasks" "$steps" --uvloop) ;;
+    small-libloop) out=$("$seed" "$small" "$steps") ;;
+    small-libloop-pooled) out=$("$seed" "$small" "$steps" --pool) ;;
+    small-asyncio) out=$("$py" "$seed_py" "$small" "$steps") ;;
+    small-uvloop) out=$("$py" "$seed_py" "$small" "$steps" --uvloop) ;;
     esac
-    case $1 in seed-*) check_output "$1" "$out" ;; esac
+    case $1 in seed-* | small-*) check_output "$1" "$out" ;; esac
     sed -nE 's/^RESULT .*ns_per_(op|step)=([0-9.]+).*/\2/p' <<<"$out"
 }
 
 if [ $smoke = 1 ]; then
-    n=2000 tasks=300 steps=3
-    for c in await spawn spawn1 soon hop seed-libloop seed-libloop-pooled; do
+    n=2000 tasks=300 small=30 steps=3
+    for c in await spawn spawn1 soon hop seed-libloop seed-libloop-pooled small-libloop; do
         [ -n "$(one $c)" ] || die "$c printed no figure"
     done
     if [ -n "$py" ]; then
@@ -105,10 +111,11 @@ if [ $smoke = 1 ]; then
     exit 0
 fi
 
-cols=(await spawn spawn1 soon hop seed-libloop seed-libloop-pooled)
+cols=(await spawn spawn1 soon hop seed-libloop seed-libloop-pooled small-libloop
+    small-libloop-pooled)
 if [ -n "$py" ]; then
-    cols+=(seed-asyncio)
-    if [ $uvloop = 1 ]; then cols+=(seed-uvloop); fi
+    cols+=(seed-asyncio small-asyncio)
+    if [ $uvloop = 1 ]; then cols+=(seed-uvloop small-uvloop); fi
 fi
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A samples
@@ -124,6 +131,9 @@ for ((r = 0; r < runs; r++)); do
         set -- ${samples[seed-uvloop]} && uv_r=${*: -1}
         set -- ${samples[seed-libloop]} && c_r=${*: -1}
         samples[uvloop/c]+="$(awk -v a="$uv_r" -v b="$c_r" 'BEGIN {printf "%.2f", a / b}') "
+        set -- ${samples[small-uvloop]} && uv_r=${*: -1}
+        set -- ${samples[small-libloop]} && c_r=${*: -1}
+        samples[small-uvloop/c]+="$(awk -v a="$uv_r" -v b="$c_r" 'BEGIN {printf "%.2f", a / b}') "
     fi
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -196,9 +206,27 @@ fi
 if [ $uvloop = 1 ]; then
     echo "| seed-uvloop | seed_tasks.py on uvloop, per step | $(med seed-uvloop) | |"
 fi
+echo "| small-libloop | seed_tasks.c with $small tasks (their stacks fit the caches better) | $(med small-libloop) | |"
+echo "| small-libloop-pooled | the same, the stack pool filled first | $(med small-libloop-pooled) | |"
+if [ -n "$py" ]; then
+    echo "| small-asyncio | seed_tasks.py with $small tasks, asyncio | $(med small-asyncio) | |"
+fi
+if [ $uvloop = 1 ]; then
+    echo "| small-uvloop | seed_tasks.py with $small tasks, uvloop | $(med small-uvloop) | |"
+fi
 echo
-expected=$(cat "$expected_file")
-echo "Seed output, the same from every program: \`${expected#OUTPUT }\`"
+echo "Seed output, the same from every program at each size:"
+echo
+for f in "$expected_dir"/*; do
+    echo "- \`$(cut -d' ' -f2- "$f")\`"
+done
+echo
+echo "One more run of each C seed, with its CPU time split into user and kernel:"
+echo
+echo '```'
+"$seed" "$tasks" "$steps" | grep '^RESULT'
+"$seed" "$tasks" "$steps" --pool | grep '^RESULT'
+echo '```'
 echo
 echo "## Memory"
 echo
@@ -234,4 +262,6 @@ if [ $uvloop = 1 ]; then
     v=$(median uvloop/c)
     echo "| 5 | seed, C ≥ 20× uvloop | $(med uvloop/c)× (per-run ratios; asyncio/C:" \
         "$(ratio "$(median seed-asyncio)" "$(median seed-libloop)")×) | $(ratio "$v" 20) | $(verdict "$v" ">=" 20) |"
+    v=$(median small-uvloop/c)
+    echo "| 5 | (not the target's size) $small tasks: C ≥ 20× uvloop | $(med small-uvloop/c)× | $(ratio "$v" 20) | $(verdict "$v" ">=" 20) |"
 fi
