@@ -59,7 +59,9 @@ if [ $smoke = 0 ]; then
 fi
 bin=$build/bench/bench_task
 seed=$build/bench/seed_tasks
-[ -x "$bin" ] && [ -x "$seed" ] || die "no $bin or $seed: build with -DLOOP_BUILD_BENCH=ON"
+if [ ! -x "$bin" ] || [ ! -x "$seed" ]; then
+    die "no $bin or $seed: build with -DLOOP_BUILD_BENCH=ON"
+fi
 
 # The seed's OUTPUT line must be the same from every program at one size:
 # the first one printed at each size is kept in a file (the columns run in
@@ -119,21 +121,22 @@ if [ -n "$py" ]; then
 fi
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A samples
+# run_ratio KEY A B: add this run's A / B to the samples of KEY.
+run_ratio() {
+    local a b
+    read -r -a a <<<"${samples[$2]}"
+    read -r -a b <<<"${samples[$3]}"
+    samples[$1]+="$(awk -v x="${a[-1]}" -v y="${b[-1]}" 'BEGIN {printf "%.2f", x / y}') "
+}
 for ((r = 0; r < runs; r++)); do
     for c in "${cols[@]}"; do
         samples[$c]+="$(one "$c") "
     done
     # Ratios within one run, so that the machine's drift cancels.
-    set -- ${samples[hop]} && hop_r=${*: -1}
-    set -- ${samples[soon]} && soon_r=${*: -1}
-    samples[hop/soon]+="$(awk -v a="$hop_r" -v b="$soon_r" 'BEGIN {printf "%.2f", a / b}') "
+    run_ratio hop/soon hop soon
     if [ $uvloop = 1 ]; then
-        set -- ${samples[seed-uvloop]} && uv_r=${*: -1}
-        set -- ${samples[seed-libloop]} && c_r=${*: -1}
-        samples[uvloop/c]+="$(awk -v a="$uv_r" -v b="$c_r" 'BEGIN {printf "%.2f", a / b}') "
-        set -- ${samples[small-uvloop]} && uv_r=${*: -1}
-        set -- ${samples[small-libloop]} && c_r=${*: -1}
-        samples[small-uvloop/c]+="$(awk -v a="$uv_r" -v b="$c_r" 'BEGIN {printf "%.2f", a / b}') "
+        run_ratio uvloop/c seed-uvloop seed-libloop
+        run_ratio small-uvloop/c small-uvloop small-libloop
     fi
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
