@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The benchmarks' smoke pass: every adapter, every workload, tiny sizes.
-# Each adapter checks its own counts; speed is never pass/fail.
+# The benchmarks' smoke pass: every adapter, every workload, and the task
+# benchmarks, at tiny sizes.  Each checks its own counts; speed is never
+# pass/fail.
 #
 #   bench/smoke.sh [BUILD_DIR]      # default build-bench-smoke; configured and built here
 #
@@ -12,4 +13,7 @@ BUILD=${1:-build-bench-smoke}
 cmake -S . -B "$BUILD" -DLOOP_BUILD_BENCH=ON -DLOOP_WERROR=ON -DLOOP_BUILD_TESTS=OFF \
     -DLOOP_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+# The task layer's benchmarks: each mode, and the seed program in C and in
+# Python (asyncio, uvloop when installed), whose outputs must match.
+bench/task/run.sh --smoke "$BUILD"
 exec python3 bench/run.py --smoke --bindir "$BUILD/bench"
