@@ -63,8 +63,10 @@
  * detect_stack_use_after_return=1 works.  Where <valgrind/valgrind.h> was
  * found at build time, stacks are registered with valgrind
  * (VALGRIND_STACK_REGISTER); the calls cost nothing outside valgrind.
- * ThreadSanitizer is not told about switches: do not use coroutines in a
- * TSan build.
+ * Built with -fsanitize=thread, each coroutine is a ThreadSanitizer
+ * fiber (__tsan_create_fiber) and every switch says so
+ * (__tsan_switch_to_fiber), so threads that post work to coroutines can be
+ * checked for races.
  *
  * Debuggers.  A backtrace taken inside a coroutine ends at its entry
  * function (the frame below it is marked as the outermost).

@@ -20,6 +20,9 @@
 #if LOOP_CORO_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
+#if LOOP_CORO_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 _Static_assert(sizeof(struct loop_coro) <= LOOP__CORO_HEAD, "loop_coro outgrew its room");
 _Static_assert(offsetof(struct loop_coro, sp) == 0 && offsetof(struct loop_coro, resumer_sp) == 8,
@@ -87,18 +90,49 @@ static void asan_in_coro(loop_coro *c)
     (void)c;
 }
 
+/*
+ * ThreadSanitizer keeps a shadow call stack and a history per fiber: each
+ * coroutine is one (made in loop_coro_new), and each switch says which
+ * fiber runs next, just before it happens.
+ */
+#if LOOP_CORO_TSAN
+static void tsan_to_coro(loop_coro *c)
+{
+    c->resumer_tsan_fiber = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(c->tsan_fiber, 0);
+}
+
+static void tsan_to_resumer(const loop_coro *c)
+{
+    __tsan_switch_to_fiber(c->resumer_tsan_fiber, 0);
+}
+#else
+static void tsan_to_coro(loop_coro *c)
+{
+    (void)c;
+}
+
+static void tsan_to_resumer(const loop_coro *c)
+{
+    (void)c;
+}
+#endif
+
 static int switch_to_coro(loop_coro *c, void *in, void **out, void *sp)
 {
+    tsan_to_coro(c);
     return loop__coro_enter(c, in, out, sp);
 }
 
 static int switch_to_resumer(void *out, void **in, loop_coro *c)
 {
+    tsan_to_resumer(c);
     return loop__coro_leave(out, in, c);
 }
 
 static _Noreturn void exit_to_resumer(loop_coro *c)
 {
+    tsan_to_resumer(c);
     loop__coro_exit(c);
 }
 #endif
@@ -121,6 +155,9 @@ int loop_coro_new(loop_coro **out, loop_coro_fn *entry, void *arg, size_t stack_
     c->in = &c->first;
 #if LOOP_CORO_ASAN
     c->fake_stack = NULL;
+#endif
+#if LOOP_CORO_TSAN
+    c->tsan_fiber = __tsan_create_fiber(0);
 #endif
     c->sp = loop__coro_make(c, c); /* suspended */
     *out = c;
@@ -223,6 +260,9 @@ int loop_coro_free(loop_coro *c)
         return -EINVAL;
     if ((uintptr_t)c->sp == LOOP__CORO_RUNNING)
         return -EBUSY;
+#if LOOP_CORO_TSAN
+    __tsan_destroy_fiber(c->tsan_fiber);
+#endif
     loop__stack_give(c); /* c lives on that stack */
     return 0;
 }

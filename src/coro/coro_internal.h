@@ -21,6 +21,17 @@
 #define LOOP_CORO_ASAN 0
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define LOOP_CORO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LOOP_CORO_TSAN 1
+#endif
+#endif
+#ifndef LOOP_CORO_TSAN
+#define LOOP_CORO_TSAN 0
+#endif
+
 /* One stack mapping: [guard | usable stack | struct loop_coro]. */
 struct loop__stack {
     char *map;                /* the whole mapping, guard included */
@@ -63,6 +74,10 @@ struct loop_coro {
     void *resumer_fake_stack; /* the resumer's, while the coroutine runs */
     const void *resumer_bottom;
     size_t resumer_size;
+#endif
+#if LOOP_CORO_TSAN
+    void *tsan_fiber;         /* ThreadSanitizer's record of this coroutine */
+    void *resumer_tsan_fiber; /* and of its resumer, while it runs */
 #endif
 };
 
