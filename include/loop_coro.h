@@ -113,7 +113,11 @@ enum loop_coro_state {
  * resumed, on a stack of stack_size bytes (0: LOOP_CORO_STACK_DEFAULT;
  * rounded up to whole pages; at least LOOP_CORO_STACK_MIN).  Its
  * floating-point control state (rounding mode, exception masks) starts as
- * the caller's is now.  Returns 0 and stores the coroutine in *out;
+ * the caller's is now; each coroutine keeps its own across switches.  The
+ * floating-point exception flags (fetestexcept()) are status, not control:
+ * they are the thread's, shared by its coroutines (keeping them per side
+ * would reload MXCSR, which waits for every floating-point instruction in
+ * flight, at nearly every switch of a program that divides).  Returns 0 and stores the coroutine in *out;
  * -EINVAL if out or entry is NULL or stack_size is above
  * LOOP_CORO_STACK_MAX; -ENOMEM if no stack could be mapped (memory, address
  * space, or vm.max_map_count exhausted), in which case *out is untouched.

@@ -11,9 +11,9 @@
  * control state is kept in the 8 bytes below the saved stack pointer (the
  * red zone, which signal delivery leaves alone, and nothing else runs on a
  * stack while it is switched away from): MXCSR at -8, the x87 control
- * word at -4.  Two compares say whether the state to restore is the one
- * already loaded, as it nearly always is: then nothing is loaded (ldmxcsr
- * and fldcw cost more than the rest of a switch).  Each compare reads
+ * word at -4.  Two compares say whether the control state to restore is
+ * the one already loaded, as it nearly always is: then nothing is loaded
+ * (ldmxcsr and fldcw cost more than the rest of a switch).  Each compare reads
  * exactly what one store wrote, so that the store just made forwards to
  * it (a load that spans two stores waits for both to reach the cache).
  *
@@ -34,6 +34,12 @@
 #endif
 
 #define MXCSR (-8) /* where the control state goes, below the stack pointer */
+/* MXCSR's control bits: DAZ, the exception masks, rounding, FTZ.  Its low
+ * six bits are sticky exception flags, which any floating-point division
+ * may set: they are status, not state to keep per side, and comparing
+ * them would make nearly every switch of a program that computes load
+ * MXCSR (ldmxcsr waits for every floating-point instruction in flight). */
+#define MXCSR_CONTROL 0xffc0
 #define X87CW (-4)
 
 /* Push the callee-saved registers and store the control state. */
@@ -100,7 +106,9 @@
 .macro FPU_CMP to, differ
     movl    MXCSR(\to), %eax
     xorl    MXCSR(%rsp), %eax
+    testl   $MXCSR_CONTROL, %eax
     jnz     \differ
+    xorl    %eax, %eax
     movzwl  X87CW(\to), %r8d
     cmpw    X87CW(%rsp), %r8w
     jne     \differ
