@@ -117,10 +117,11 @@ enum loop_coro_state {
  * floating-point exception flags (fetestexcept()) are status, not control:
  * they are the thread's, shared by its coroutines (keeping them per side
  * would reload MXCSR, which waits for every floating-point instruction in
- * flight, at nearly every switch of a program that divides).  Returns 0 and stores the coroutine in *out;
- * -EINVAL if out or entry is NULL or stack_size is above
- * LOOP_CORO_STACK_MAX; -ENOMEM if no stack could be mapped (memory, address
- * space, or vm.max_map_count exhausted), in which case *out is untouched.
+ * flight, at nearly every switch of a program that divides).  Returns 0
+ * and stores the coroutine in *out; -EINVAL if out or entry is NULL or
+ * stack_size is above LOOP_CORO_STACK_MAX; -ENOMEM if no stack could be
+ * mapped (memory, address space, or vm.max_map_count exhausted), in which
+ * case *out is untouched.
  */
 LOOP_API int loop_coro_new(loop_coro **out, loop_coro_fn *entry, void *arg, size_t stack_size);
 
