@@ -8,6 +8,11 @@
  *   bench_coro create N ROUNDS      ns per create + run to end + free
  *   bench_coro only IMPL N          N round trips of one column (callgrind)
  *                                   IMPL: loop_coro, ucontext, fcontext, create
+ *   bench_coro depth N ROUNDS       ns per round trip when both sides are
+ *                                   0, 2 or 4 calls deep: after a switch,
+ *                                   each return into a frame of before it
+ *                                   is mispredicted (the return-address
+ *                                   predictor holds the other side's calls)
  *   bench_coro rss COUNT            RSS per suspended coroutine
  */
 #include "loop_coro.h"
@@ -130,6 +135,92 @@ static double run_fcontext(long n)
     return (double)(t1 - t0) / (2.0 * (double)n);
 }
 
+/* ---- call depth around the switch --------------------------------------- */
+
+static int depth;
+static loop_coro *deep_coro;
+static fcontext_t deep_fctx;
+
+static __attribute__((noinline)) void coro_side(int d)
+{
+    if (d > 0) {
+        coro_side(d - 1);
+        __asm__ volatile(""); /* a real return, not a tail call */
+    } else {
+        loop_coro_yield(NULL, NULL);
+    }
+}
+
+static void *deep_echo(void *arg, void *first)
+{
+    (void)arg;
+    (void)first;
+    for (;;)
+        coro_side(depth);
+    return NULL;
+}
+
+static __attribute__((noinline)) void resumer_side(int d)
+{
+    if (d > 0) {
+        resumer_side(d - 1);
+        __asm__ volatile("");
+    } else {
+        void *out;
+        loop_coro_resume(deep_coro, NULL, &out);
+    }
+}
+
+static fcontext_t fc_back;
+
+static __attribute__((noinline)) void fc_coro_side(int d)
+{
+    if (d > 0) {
+        fc_coro_side(d - 1);
+        __asm__ volatile("");
+    } else {
+        fc_back = jump_fcontext(fc_back, NULL).fctx;
+    }
+}
+
+static void fc_deep_entry(transfer_t t)
+{
+    fc_back = t.fctx;
+    for (;;)
+        fc_coro_side(depth);
+}
+
+static __attribute__((noinline)) void fc_resumer_side(int d)
+{
+    if (d > 0) {
+        fc_resumer_side(d - 1);
+        __asm__ volatile("");
+    } else {
+        deep_fctx = jump_fcontext(deep_fctx, NULL).fctx;
+    }
+}
+
+/* ns per round trip, both sides d calls deep; fc: Boost.Context. */
+static double run_depth(long n, int d, int fc)
+{
+    char *stack = malloc(STACK);
+    if (stack == NULL || loop_coro_new(&deep_coro, deep_echo, NULL, STACK) != 0)
+        die("depth setup");
+    depth = d;
+    deep_fctx = make_fcontext(stack + STACK, STACK, fc_deep_entry);
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        if (fc)
+            fc_resumer_side(d);
+        else
+            resumer_side(d);
+    }
+    uint64_t t1 = now_ns();
+    loop_coro_free(deep_coro);
+    free(stack);
+    return (double)(t1 - t0) / (double)n;
+}
+
 /* ---- create + run to the end + free, pooled stack ---------------------- */
 
 static void *returns(void *arg, void *first)
@@ -171,7 +262,7 @@ static int cmp_double(const void *a, const void *b)
 static void report(const char *name, double *v, int rounds)
 {
     qsort(v, (size_t)rounds, sizeof(*v), cmp_double);
-    printf("%-10s median %6.2f ns  min %6.2f  max %6.2f  (%d runs)\n", name, v[rounds / 2], v[0],
+    printf("%-20s median %6.2f ns  min %6.2f  max %6.2f  (%d runs)\n", name, v[rounds / 2], v[0],
            v[rounds - 1], rounds);
 }
 
@@ -274,6 +365,24 @@ int main(int argc, char **argv)
             run_create(n);
         else
             die("column name");
+        return 0;
+    }
+    if (argc >= 4 && strcmp(argv[1], "depth") == 0) {
+        long n = atol(argv[2]);
+        int rounds = atoi(argv[3]);
+        for (int d = 0; d <= 4; d += 2) {
+            double *v[2];
+            for (int k = 0; k < 2; k++)
+                v[k] = calloc((size_t)rounds, sizeof(double));
+            for (int r = 0; r < rounds; r++)
+                for (int k = 0; k < 2; k++)
+                    v[k][r] = run_depth(n, d, k);
+            char name[2][32];
+            snprintf(name[0], sizeof name[0], "depth %d loop_coro", d);
+            snprintf(name[1], sizeof name[1], "depth %d fcontext", d);
+            report(name[0], v[0], rounds);
+            report(name[1], v[1], rounds);
+        }
         return 0;
     }
     if (argc >= 3 && strcmp(argv[1], "rss") == 0)

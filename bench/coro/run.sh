@@ -52,6 +52,15 @@ echo "Instructions per switch (callgrind):" \
     "ucontext $(ir_per ucontext 100000 2)," \
     "fcontext $(ir_per fcontext 100000 2)"
 echo
+echo "## A round trip with both sides 0, 2 or 4 calls deep, 1,000,000 per run"
+echo
+echo "After a switch, each return into a frame entered before it is mispredicted:"
+echo "the return-address predictor holds the calls of the side switched away from."
+echo
+echo '```'
+"$bin" depth 1000000 7
+echo '```'
+echo
 echo "## Create + run to the end + free, with a pooled stack"
 echo
 echo '```'
