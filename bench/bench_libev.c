@@ -145,7 +145,6 @@ static void w3(void)
 /* ---- W4: timer reset churn ----------------------------------------------- */
 
 static ev_timer *w4_t;
-static uint64_t w4_timers, w4_resets, w4_batch, w4_left, w4_elapsed, w4_rng = 7;
 
 static void w4_never(struct ev_loop *l, ev_timer *w, int revents)
 {
@@ -155,23 +154,25 @@ static void w4_never(struct ev_loop *l, ev_timer *w, int revents)
     die("a 30 s timer fired");
 }
 
-/* The resets run batch by batch, one batch per iteration (see libloop's
- * adapter); only the resets are timed. */
+/* One batch per iteration (see common.h); only the timed batches count. */
 static void w4_body(struct ev_loop *l, ev_idle *idle, int revents)
 {
     UNUSED(revents);
-    uint64_t b = w4_left < w4_batch ? w4_left : w4_batch;
-    REGION_BEGIN();
+    bool timed;
+    uint64_t b = w4_next(&timed);
+    if (timed)
+        REGION_BEGIN();
     uint64_t t0 = now_ns();
     for (uint64_t r = 0; r < b; r++)
-        ev_timer_again(l, &w4_t[rng_next(&w4_rng) % w4_timers]);
-    w4_elapsed += now_ns() - t0;
-    REGION_END();
-    w4_left -= b;
-    if (w4_left)
+        ev_timer_again(l, &w4_t[w4_pick()]);
+    uint64_t t1 = now_ns();
+    if (timed)
+        REGION_END();
+    w4_took(timed, b, t1 - t0);
+    if (!w4_done())
         return; /* the idle watcher runs again next iteration */
     ev_idle_stop(l, idle);
-    for (uint64_t i = 0; i < w4_timers; i++) {
+    for (uint64_t i = 0; i < W4.timers; i++) {
         if (!ev_is_active(&w4_t[i]))
             die("timer %llu is not armed", (unsigned long long)i);
         ev_timer_stop(l, &w4_t[i]);
@@ -181,12 +182,10 @@ static void w4_body(struct ev_loop *l, ev_idle *idle, int revents)
 
 static void w4(void)
 {
-    w4_timers = param("timers", 100000);
-    w4_resets = w4_left = param("n", 10000000);
-    w4_batch = param("batch", 100);
-    w4_t = xcalloc(w4_timers, sizeof *w4_t);
+    w4_init();
+    w4_t = xcalloc(W4.timers, sizeof *w4_t);
     init_loop();
-    for (uint64_t i = 0; i < w4_timers; i++) {
+    for (uint64_t i = 0; i < W4.timers; i++) {
         ev_timer_init(&w4_t[i], w4_never, 0., 30.);
         ev_timer_again(loop, &w4_t[i]);
     }
@@ -197,9 +196,7 @@ static void w4(void)
     EXPECT_EQ(count, 1);
     ev_loop_destroy(loop);
     free(w4_t);
-    result("timers=%llu n=%llu ns_per_op=%.2f ops=%llu", (unsigned long long)w4_timers,
-           (unsigned long long)w4_resets, (double)w4_elapsed / (double)w4_resets,
-           (unsigned long long)w4_resets);
+    w4_finish();
 }
 
 /* ---- W5: ping-pong over socketpairs --------------------------------------- */

@@ -162,7 +162,6 @@ static void w3(void)
 /* ---- W4: timer reset churn ----------------------------------------------- */
 
 static uv_timer_t *w4_t;
-static uint64_t w4_timers, w4_resets, w4_batch, w4_left, w4_elapsed, w4_rng = 7;
 
 static void w4_never(uv_timer_t *t)
 {
@@ -170,22 +169,24 @@ static void w4_never(uv_timer_t *t)
     die("a 30 s timer fired");
 }
 
-/* The resets run batch by batch, one batch per iteration (see libloop's
- * adapter); only the resets are timed. */
+/* One batch per iteration (see common.h); only the timed batches count. */
 static void w4_body(uv_idle_t *idle)
 {
-    uint64_t b = w4_left < w4_batch ? w4_left : w4_batch;
-    REGION_BEGIN();
+    bool timed;
+    uint64_t b = w4_next(&timed);
+    if (timed)
+        REGION_BEGIN();
     uint64_t t0 = now_ns();
     for (uint64_t r = 0; r < b; r++)
-        CHECK(uv_timer_start(&w4_t[rng_next(&w4_rng) % w4_timers], w4_never, 30000, 0));
-    w4_elapsed += now_ns() - t0;
-    REGION_END();
-    w4_left -= b;
-    if (w4_left)
+        CHECK(uv_timer_start(&w4_t[w4_pick()], w4_never, 30000, 0));
+    uint64_t t1 = now_ns();
+    if (timed)
+        REGION_END();
+    w4_took(timed, b, t1 - t0);
+    if (!w4_done())
         return; /* the idle handle runs again next iteration */
     CHECK(uv_idle_stop(idle));
-    for (uint64_t i = 0; i < w4_timers; i++) {
+    for (uint64_t i = 0; i < W4.timers; i++) {
         if (!uv_is_active((uv_handle_t *)&w4_t[i]))
             die("timer %llu is not armed", (unsigned long long)i);
         CHECK(uv_timer_stop(&w4_t[i]));
@@ -195,12 +196,10 @@ static void w4_body(uv_idle_t *idle)
 
 static void w4(void)
 {
-    w4_timers = param("timers", 100000);
-    w4_resets = w4_left = param("n", 10000000);
-    w4_batch = param("batch", 100);
-    w4_t = xcalloc(w4_timers, sizeof *w4_t);
+    w4_init();
+    w4_t = xcalloc(W4.timers, sizeof *w4_t);
     init_loop();
-    for (uint64_t i = 0; i < w4_timers; i++) {
+    for (uint64_t i = 0; i < W4.timers; i++) {
         CHECK(uv_timer_init(loop, &w4_t[i]));
         CHECK(uv_timer_start(&w4_t[i], w4_never, 30000, 0));
     }
@@ -211,9 +210,7 @@ static void w4(void)
     EXPECT_EQ(count, 1);
     free_loop();
     free(w4_t);
-    result("timers=%llu n=%llu ns_per_op=%.2f ops=%llu", (unsigned long long)w4_timers,
-           (unsigned long long)w4_resets, (double)w4_elapsed / (double)w4_resets,
-           (unsigned long long)w4_resets);
+    w4_finish();
 }
 
 /* ---- W5: ping-pong over socketpairs --------------------------------------- */
