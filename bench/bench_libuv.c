@@ -4,12 +4,14 @@
  * "Run this next iteration" is a uv_idle_t.  The docs: idle handles "run
  * the given callback once per loop iteration" and, while one is active,
  * "the loop will perform a zero timeout poll instead of blocking for i/o".
- * uv_check_t alone would let the loop block in the poll, and a zero timer
- * would add a heap insert per callback; Node's setImmediate() is a check
- * handle kept non-blocking by an idle handle, so one idle handle is the
- * shorter form of the same thing.  A handle stays active until stopped,
- * so a chain is one active idle handle whose callback counts; fan-out is
- * one idle handle per callback, each stopping itself.
+ * uv_check_t or uv_prepare_t alone would let the loop block in the poll;
+ * Node's setImmediate() is a check handle kept non-blocking by an idle
+ * handle, which is the same iteration with one more callback in it, and a
+ * uv_async_t sent to itself costs an eventfd write and read per callback.
+ * A handle stays active until stopped, so a chain is one active idle handle
+ * whose callback counts; fan-out is one idle handle per callback, each
+ * stopping itself (w1, w2).  0 ms timers are measured too (w1_timer,
+ * w2_timer, below): in this libuv they chain within one pass.
  *
  * Timers: uv_timer_t, whose timeouts are whole milliseconds counted from
  * the loop's cached time; delays are rounded up.  A reset is
@@ -119,6 +121,70 @@ static void w2(void)
     EXPECT_EQ(sum, n * (n - 1) / 2);
     free_loop();
     free(h);
+    result("n=%llu ns_per_op=%.2f schedule_ns=%.2f run_ns=%.2f ops=%llu", (unsigned long long)n,
+           (double)(t2 - t0) / (double)n, (double)(t1 - t0) / (double)n,
+           (double)(t2 - t1) / (double)n, (unsigned long long)n);
+}
+
+/*
+ * The same chain and fan-out with 0 ms timers.  In the libuv packaged by
+ * Debian 12 (1.44), a due timer started from a timer callback runs in the
+ * same uv__run_timers() pass, with no poll and no clock update in between
+ * (libuv issue #4245; libuv's PR #4250 later made it wait for the next
+ * iteration), so here a chain of 0 ms timers is libuv's fastest way to run
+ * a callback soon.  Fan-out this way
+ * pays a heap pop per callback, which uv_idle_t does not.
+ */
+static void w1_timer_cb(uv_timer_t *t)
+{
+    if (++count < target)
+        CHECK(uv_timer_start(t, w1_timer_cb, 0, 0));
+}
+
+static void w1_timer(void)
+{
+    uv_timer_t t;
+    init_loop();
+    target = param("n", 10000000);
+    CHECK(uv_timer_init(loop, &t));
+    REGION_BEGIN();
+    uint64_t t0 = now_ns();
+    CHECK(uv_timer_start(&t, w1_timer_cb, 0, 0));
+    run_default();
+    uint64_t t1 = now_ns();
+    REGION_END();
+    EXPECT_EQ(count, target);
+    free_loop();
+    result("n=%llu ns_per_op=%.2f ops=%llu", (unsigned long long)target,
+           (double)(t1 - t0) / (double)target, (unsigned long long)target);
+}
+
+static void w2_timer_cb(uv_timer_t *t)
+{
+    count++;
+    sum += (uintptr_t)t->data;
+}
+
+static void w2_timer(void)
+{
+    uint64_t n = param("n", 1000000);
+    uv_timer_t *t = xcalloc(n, sizeof *t);
+    init_loop();
+    REGION_BEGIN();
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        CHECK(uv_timer_init(loop, &t[i]));
+        t[i].data = (void *)(uintptr_t)i;
+        CHECK(uv_timer_start(&t[i], w2_timer_cb, 0, 0));
+    }
+    uint64_t t1 = now_ns();
+    run_default();
+    uint64_t t2 = now_ns();
+    REGION_END();
+    EXPECT_EQ(count, n);
+    EXPECT_EQ(sum, n * (n - 1) / 2);
+    free_loop();
+    free(t);
     result("n=%llu ns_per_op=%.2f schedule_ns=%.2f run_ns=%.2f ops=%llu", (unsigned long long)n,
            (double)(t2 - t0) / (double)n, (double)(t1 - t0) / (double)n,
            (double)(t2 - t1) / (double)n, (unsigned long long)n);
@@ -540,8 +606,12 @@ int main(int argc, char **argv)
     const char *w = argv[1];
     if (!strcmp(w, "w1"))
         w1();
+    else if (!strcmp(w, "w1_timer"))
+        w1_timer();
     else if (!strcmp(w, "w2"))
         w2();
+    else if (!strcmp(w, "w2_timer"))
+        w2_timer();
     else if (!strcmp(w, "w3"))
         w3();
     else if (!strcmp(w, "w4"))
