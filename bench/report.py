@@ -56,8 +56,9 @@ class Cell:
         return s
 
 
-def row_cells(row, cols, values, failures):
-    """values(key, col) -> the samples of row.metric of that cell."""
+def row_cells(row, cols, values, failures, others=None):
+    """values(key, col) -> the samples of row.metric of that cell; others,
+    the CPUs other processes used during each of those runs."""
     cells = {}
     for c in cols:
         variants, failed = {}, []
@@ -69,6 +70,7 @@ def row_cells(row, cols, values, failures):
             if v:
                 variants[k] = v
         cells[c] = Cell(c, variants, failed, row.better)
+        cells[c].others = others(cells[c].key, c) if others and cells[c].key else None
     return cells
 
 
@@ -92,6 +94,26 @@ def ref_cell(row, cells):
 
 def paired_ratios(mine, ref):
     return [a / b for a, b in zip(mine.vals, ref.vals) if b]
+
+
+def stability(pr, bound, mine, ref):
+    """Run-by-run ratios: all of them, and whether the middle ones (the
+    highest and the lowest dropped, from 5 runs up) lie within bound of
+    their median.  The run farthest out is named with the CPU other
+    processes used while it ran."""
+    mid = statistics.median(pr)
+    middle = sorted(pr)[1:-1] if len(pr) >= 5 else pr
+    spread = max(abs(x - mid) for x in middle) / mid
+    text = (f"run by run {min(pr):.2f}–{max(pr):.2f}x; "
+            f"{'the middle ' + str(len(middle)) if middle is not pr else 'all'} within "
+            f"±{spread * 100:.0f}% of {mid:.2f}x (bound ±{bound * 100:.0f}%): "
+            f"{'stable' if spread <= bound else 'NOT stable'}")
+    far = max(range(len(pr)), key=lambda i: abs(pr[i] - mid))
+    if abs(pr[far] - mid) / mid > bound and mine.others and ref.others:
+        text += (f"; run {far + 1} ({pr[far]:.2f}x) ran while other processes used "
+                 f"{ref.others[far]:.2f} CPUs ({TITLES.get(ref.col, ref.col)}) and "
+                 f"{mine.others[far]:.2f} (libloop)")
+    return text
 
 
 def verdict(row, cells):
@@ -119,13 +141,8 @@ def verdict(row, cells):
     if t.stable is not None:
         pr = paired_ratios(mine, ref)
         if pr:
-            mid = statistics.median(pr)
-            spread = max(abs(x - mid) for x in pr) / mid
-            steady = spread <= t.stable
-            out += (f"; run by run {min(pr):.2f}–{max(pr):.2f}x, "
-                    f"{'stable' if steady else 'NOT stable'} "
-                    f"(±{spread * 100:.0f}%, bound ±{t.stable * 100:.0f}%)")
-            if ok and not steady:
+            out += "; " + stability(pr, t.stable, mine, ref)
+            if ok and "NOT stable" in out:
                 out = "MISSED: " + out
     elif not ok and t.bound == 1.0:
         lo, hi = min(mine.vals), max(mine.vals)
@@ -134,15 +151,16 @@ def verdict(row, cells):
     return text, out
 
 
-def render(rows, cols, values, failures, note=None):
+def render(rows, cols, values, failures, note=None, others=None):
     """The markdown table, the verdicts, and the peer variants measured;
-    note(key, col), if given, adds a figure in parentheses to a cell."""
+    note(key, col), if given, adds a figure in parentheses to a cell;
+    others(key, col) gives the CPU other processes used during each run."""
     head = (["workload", "unit"] + [TITLES.get(c, c) for c in cols]
             + ["best peer", "libloop / best peer", "target"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     verdicts, variants = [], []
     for row in rows:
-        cells = row_cells(row, cols, values, failures)
+        cells = row_cells(row, cols, values, failures, others)
         best = best_peer(cells, row.better)
         mine = cells.get("libloop")
         texts = []
@@ -257,7 +275,9 @@ def markdown(a, info, shared, groups_cpu, table, variants, cg_table, cg_variants
             f"total time {str(elapsed).split('.')[0]}", "", shared, ""]
     if groups_cpu:
         out += ["| group | wall time | other processes' CPU use |", "|---|---|---|"]
-        out += [f"| {g} | {w:.0f} s | {o:.2f} CPUs |" for g, w, o in groups_cpu]
+        unmeasured = "not measured (instruction counts do not depend on it)"
+        out += [f"| {g} | {w:.0f} s | {unmeasured if o != o else f'{o:.2f} CPUs'} |"
+                for g, w, o in groups_cpu]
         out.append("")
     out += ["## Results", "",
             "Median of the runs, with the min–max spread in parentheses.  The ratio is "

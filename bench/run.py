@@ -439,6 +439,7 @@ def measure(bindir, cols, groups, runs_override, scale, log):
             for j in jobs:
                 if (j.key, j.col) in failures:
                     continue
+                c0 = CpuUse()
                 try:
                     res = run_job(bindir, j)
                 except (Failure, subprocess.TimeoutExpired) as e:
@@ -447,6 +448,7 @@ def measure(bindir, cols, groups, runs_override, scale, log):
                     continue
                 if res is None:
                     continue
+                res["others_cpu"] = CpuUse().others_since(c0)[0]
                 samples.setdefault((j.key, j.col), []).append(res)
                 brief = " ".join(f"{k}={report.fmt(v) if isinstance(v, float) else v}"
                                  for k, v in res.items() if k not in ("n", "ops"))
@@ -515,7 +517,8 @@ def main():
                                    for c, ks in r.cells.items() for k in ks)]
     lines, verdicts, variants = [], [], []
     for row in rows:
-        t, v, var = report.render([row], cols, values(row.metric), failures)
+        t, v, var = report.render([row], cols, values(row.metric), failures,
+                                  others=values("others_cpu"))
         lines += t.splitlines()[0 if not lines else 2:]
         verdicts += v
         variants += var

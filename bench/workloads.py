@@ -18,8 +18,11 @@ UNSUPPORTED = 2  # an adapter's exit status for a workload it does not build
 # libev, libevent; see the rows' cells below); a column name ("epoll",
 # "libuv") is that column's fastest variant; "abs" is libloop's own figure.
 # stable: the run-by-run ratios (libloop's run i over the same peer
-# variant's run i, which ran beside it) must all lie within this fraction
-# of their median, so a verdict cannot flip between two runs of the table.
+# variant's run i, which ran beside it) must lie within this fraction of
+# their median, so a verdict cannot flip between two runs of the table;
+# from 5 runs up the highest and the lowest are left out, so that one run
+# disturbed by another process on a shared machine cannot decide it alone
+# (the full range is printed beside).
 # every_run: an absolute bound that the worst run must meet, not the median.
 
 
