@@ -248,16 +248,20 @@ static void w3(void)
     uint64_t rss0 = status_bytes("VmRSS");
     struct btimer *t = malloc(n * sizeof *t);
     CHECK_PTR(t);
-    REGION_BEGIN(); /* the setup */
+    bool count_run = param("count_run", 0); /* callgrind: the run phase, not the setup */
+    if (!count_run)
+        REGION_BEGIN();
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
         t[i].fn = w3_cb;
         timer_start(&t[i], now_ns() + rng_next(&rng) % (spread + 1));
     }
     uint64_t t1 = now_ns(), c1 = cpu_ns();
-    REGION_END();
+    REGION_END(); /* the setup's end, or the run phase's start */
     run_timers();
     uint64_t t2 = now_ns(), c2 = cpu_ns();
+    if (count_run)
+        REGION_END();
     uint64_t hwm = status_bytes("VmHWM");
     EXPECT_EQ(count, n);
     free(t);
@@ -274,39 +278,40 @@ static void w4_never(struct btimer *t)
     die("a 30 s timer fired");
 }
 
-/* One batch of resets per iteration (see libloop's adapter), under the
- * time read at the iteration's start, as libuv, libev and libevent do. */
+/* One batch of resets per iteration (see common.h), under the time read at
+ * the iteration's start, as libuv, libev and libevent do. */
 static void w4(void)
 {
-    uint64_t timers = param("timers", 100000), left = param("n", 10000000);
-    uint64_t batch = param("batch", 100), resets = left, rng = 7, elapsed = 0;
-    struct btimer *t = xcalloc(timers, sizeof *t);
+    w4_init();
+    struct btimer *t = xcalloc(W4.timers, sizeof *t);
     init_ep();
-    for (uint64_t i = 0; i < timers; i++) {
+    for (uint64_t i = 0; i < W4.timers; i++) {
         t[i].fn = w4_never;
         timer_start(&t[i], now_ns() + 30 * 1000000000ull);
     }
-    while (left) {
+    while (!w4_done()) {
         poll_ns(0);
-        uint64_t now = now_ns(), b = left < batch ? left : batch;
-        REGION_BEGIN();
+        uint64_t now = now_ns();
+        bool timed;
+        uint64_t b = w4_next(&timed);
+        if (timed)
+            REGION_BEGIN();
         uint64_t t0 = now_ns();
         for (uint64_t r = 0; r < b; r++)
-            timer_reset(&t[rng_next(&rng) % timers], now + 30 * 1000000000ull);
-        elapsed += now_ns() - t0;
-        REGION_END();
-        left -= b;
+            timer_reset(&t[w4_pick()], now + 30 * 1000000000ull);
+        uint64_t t1 = now_ns();
+        if (timed)
+            REGION_END();
+        w4_took(timed, b, t1 - t0);
     }
-    for (uint64_t i = 0; i < timers; i++) {
+    for (uint64_t i = 0; i < W4.timers; i++) {
         if (t[i].pos == UINT32_MAX)
             die("timer %llu is not armed", (unsigned long long)i);
         timer_stop(&t[i]);
     }
     EXPECT_EQ(nheap, 0);
     free(t);
-    result("timers=%llu n=%llu ns_per_op=%.2f ops=%llu", (unsigned long long)timers,
-           (unsigned long long)resets, (double)elapsed / (double)resets,
-           (unsigned long long)resets);
+    w4_finish();
 }
 
 /* ---- W5: ping-pong over socketpairs ------------------------------------------ */

@@ -11,9 +11,15 @@
  * (sized by event_get_struct_event_size()), which the docs offer for
  * exactly this: avoiding a heap allocation per event.
  *
+ * The same chain and fan-out are also measured with 0-timeout timers
+ * (w1_timer, w2_timer), libevent's way to run a callback at the next
+ * iteration, after a poll.
+ *
  * Timers: evtimer_add(), relative to the loop's cached time; adding an
- * event that is already pending reschedules it (the reset of W4).  fd
- * readiness is a persistent EV_READ event.  The servers use plain events
+ * event that is already pending reschedules it (the reset of W4), and
+ * W4 is also run on a common timeout (w4_common).  W9 is also run with
+ * EVENT_BASE_FLAG_PRECISE_TIMER (w9_precise).  fd readiness is a
+ * persistent EV_READ event.  The servers use plain events
  * and read()/write() rather than bufferevents: a bufferevent arms and
  * disarms its write event around every reply (two epoll_ctl calls per
  * message), which would measure its buffering rather than the loop.
@@ -29,12 +35,22 @@
 static uint64_t count, target, sum;
 static struct event_base *base;
 
-static void init_base(void)
+/* A base on epoll; flags are event_config's (EVENT_BASE_FLAG_PRECISE_TIMER). */
+static void init_base_with(int flags)
 {
-    base = event_base_new();
+    struct event_config *cfg = event_config_new();
+    CHECK_PTR(cfg);
+    CHECK(event_config_set_flag(cfg, flags));
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
     CHECK_PTR(base);
     if (strcmp(event_base_get_method(base), "epoll"))
         die("libevent chose %s, not epoll", event_base_get_method(base));
+}
+
+static void init_base(void)
+{
+    init_base_with(0);
 }
 
 static void run(int flags)
@@ -124,6 +140,66 @@ static void w2(void)
            (double)(t2 - t1) / (double)n, (unsigned long long)n);
 }
 
+/*
+ * The same chain and fan-out with 0-timeout timers: libevent's
+ * next-iteration primitive.  A timer added from a callback is due at the
+ * cached time, and runs after the next poll (a zero-timeout one, since a
+ * timer is due).
+ */
+static void w1_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    UNUSED(fd);
+    UNUSED(what);
+    static const struct timeval zero = {0, 0};
+    if (++count < target)
+        CHECK(evtimer_add((struct event *)arg, &zero));
+}
+
+static void w1_timer(void)
+{
+    init_base();
+    target = param("n", 10000000);
+    struct event *ev = evtimer_new(base, w1_timer_cb, event_self_cbarg());
+    CHECK_PTR(ev);
+    const struct timeval zero = {0, 0};
+    REGION_BEGIN();
+    uint64_t t0 = now_ns();
+    CHECK(evtimer_add(ev, &zero));
+    run(0);
+    uint64_t t1 = now_ns();
+    REGION_END();
+    EXPECT_EQ(count, target);
+    event_free(ev);
+    event_base_free(base);
+    result("n=%llu ns_per_op=%.2f ops=%llu", (unsigned long long)target,
+           (double)(t1 - t0) / (double)target, (unsigned long long)target);
+}
+
+static void w2_timer(void)
+{
+    uint64_t n = param("n", 1000000);
+    void *evs = ev_block(n);
+    init_base();
+    const struct timeval zero = {0, 0};
+    REGION_BEGIN();
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        CHECK(evtimer_assign(ev_at(evs, i), base, w2_cb, (void *)(uintptr_t)i));
+        CHECK(evtimer_add(ev_at(evs, i), &zero));
+    }
+    uint64_t t1 = now_ns();
+    run(0);
+    uint64_t t2 = now_ns();
+    REGION_END();
+    EXPECT_EQ(count, n);
+    EXPECT_EQ(sum, n * (n - 1) / 2);
+    event_base_free(base);
+    free(evs);
+    result("n=%llu ns_per_op=%.2f schedule_ns=%.2f run_ns=%.2f ops=%llu", (unsigned long long)n,
+           (double)(t2 - t0) / (double)n, (double)(t1 - t0) / (double)n,
+           (double)(t2 - t1) / (double)n, (unsigned long long)n);
+}
+
 /* ---- W3: a million one-shot timers --------------------------------------- */
 
 static void w3_cb(evutil_socket_t fd, short what, void *arg)
@@ -141,7 +217,9 @@ static void w3(void)
     init_base();
     uint64_t rss0 = status_bytes("VmRSS");
     void *evs = ev_block(n);
-    REGION_BEGIN(); /* the setup */
+    bool count_run = param("count_run", 0); /* callgrind: the run phase, not the setup */
+    if (!count_run)
+        REGION_BEGIN();
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
         struct timeval tv = tv_ns_up(rng_next(&rng) % (spread + 1));
@@ -149,9 +227,11 @@ static void w3(void)
         CHECK(evtimer_add(ev_at(evs, i), &tv));
     }
     uint64_t t1 = now_ns(), c1 = cpu_ns();
-    REGION_END();
+    REGION_END(); /* the setup's end, or the run phase's start */
     run(0);
     uint64_t t2 = now_ns(), c2 = cpu_ns();
+    if (count_run)
+        REGION_END();
     uint64_t hwm = status_bytes("VmHWM");
     EXPECT_EQ(count, n);
     event_base_free(base);
@@ -163,8 +243,16 @@ static void w3(void)
 
 /* ---- W4: timer reset churn ----------------------------------------------- */
 
+/*
+ * Two ways to reset: evtimer_add() with a plain 30 s timeval (the min-heap;
+ * re-adding a pending event moves it), or with the timeval that
+ * event_base_init_common_timeout() returned for 30 s (w4_common): events
+ * added with it go on one list per duration, in deadline order, so a reset
+ * is an unlink and an append.  That is libevent's answer to many timers of
+ * one duration, which W4 is.
+ */
 static void *w4_evs;
-static uint64_t w4_timers, w4_resets, w4_batch, w4_left, w4_elapsed, w4_rng = 7;
+static const struct timeval *w4_tv;
 
 static void w4_never(evutil_socket_t fd, short what, void *arg)
 {
@@ -175,29 +263,31 @@ static void w4_never(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * The resets run batch by batch, one batch per iteration (see libloop's
- * adapter); only the resets are timed.  The next batch is a zero timeout:
- * an event activated from a callback would run in this same pass, under
- * this iteration's cached time.
+ * One batch per iteration (see common.h); only the timed batches count.
+ * The next batch is a zero timeout: an event activated from a callback
+ * would run in this same pass, under this iteration's cached time.
  */
 static void w4_body(evutil_socket_t fd, short what, void *arg)
 {
     UNUSED(fd);
     UNUSED(what);
-    const struct timeval tv = {30, 0}, zero = {0, 0};
-    uint64_t b = w4_left < w4_batch ? w4_left : w4_batch;
-    REGION_BEGIN();
+    const struct timeval zero = {0, 0};
+    bool timed;
+    uint64_t b = w4_next(&timed);
+    if (timed)
+        REGION_BEGIN();
     uint64_t t0 = now_ns();
     for (uint64_t r = 0; r < b; r++)
-        CHECK(evtimer_add(ev_at(w4_evs, rng_next(&w4_rng) % w4_timers), &tv));
-    w4_elapsed += now_ns() - t0;
-    REGION_END();
-    w4_left -= b;
-    if (w4_left) {
+        CHECK(evtimer_add(ev_at(w4_evs, w4_pick()), w4_tv));
+    uint64_t t1 = now_ns();
+    if (timed)
+        REGION_END();
+    w4_took(timed, b, t1 - t0);
+    if (!w4_done()) {
         CHECK(evtimer_add((struct event *)arg, &zero));
         return;
     }
-    for (uint64_t i = 0; i < w4_timers; i++) {
+    for (uint64_t i = 0; i < W4.timers; i++) {
         if (!evtimer_pending(ev_at(w4_evs, i), NULL))
             die("timer %llu is not armed", (unsigned long long)i);
         CHECK(evtimer_del(ev_at(w4_evs, i)));
@@ -205,17 +295,20 @@ static void w4_body(evutil_socket_t fd, short what, void *arg)
     count++;
 }
 
-static void w4(void)
+static void w4(bool common)
 {
-    w4_timers = param("timers", 100000);
-    w4_resets = w4_left = param("n", 10000000);
-    w4_batch = param("batch", 100);
-    w4_evs = ev_block(w4_timers);
+    w4_init();
+    w4_evs = ev_block(W4.timers);
     init_base();
-    const struct timeval tv = {30, 0};
-    for (uint64_t i = 0; i < w4_timers; i++) {
+    static const struct timeval thirty = {30, 0};
+    w4_tv = &thirty;
+    if (common) {
+        w4_tv = event_base_init_common_timeout(base, &thirty);
+        CHECK_PTR(w4_tv);
+    }
+    for (uint64_t i = 0; i < W4.timers; i++) {
         CHECK(evtimer_assign(ev_at(w4_evs, i), base, w4_never, NULL));
-        CHECK(evtimer_add(ev_at(w4_evs, i), &tv));
+        CHECK(evtimer_add(ev_at(w4_evs, i), w4_tv));
     }
     struct event *body = evtimer_new(base, w4_body, event_self_cbarg());
     CHECK_PTR(body);
@@ -225,9 +318,7 @@ static void w4(void)
     event_free(body);
     event_base_free(base);
     free(w4_evs);
-    result("timers=%llu n=%llu ns_per_op=%.2f ops=%llu", (unsigned long long)w4_timers,
-           (unsigned long long)w4_resets, (double)w4_elapsed / (double)w4_resets,
-           (unsigned long long)w4_resets);
+    w4_finish();
 }
 
 /* ---- W5: ping-pong over socketpairs --------------------------------------- */
@@ -414,10 +505,13 @@ static void w9_start(evutil_socket_t fd, short what, void *arg)
     w9_round(&W9, w9_arm, NULL);
 }
 
-static void w9(void)
+/* precise: EVENT_BASE_FLAG_PRECISE_TIMER, which makes the time cache read
+ * CLOCK_MONOTONIC instead of CLOCK_MONOTONIC_COARSE and lets the epoll
+ * backend sleep on a timerfd, to the microsecond. */
+static void w9(bool precise)
 {
     w9_init(&W9);
-    init_base();
+    init_base_with(precise ? EVENT_BASE_FLAG_PRECISE_TIMER : 0);
     w9_evs = ev_block(W9.batch);
     for (unsigned i = 0; i < W9.batch; i++)
         CHECK(evtimer_assign(ev_at(w9_evs, i), base, w9_cb, (void *)(uintptr_t)i));
@@ -473,12 +567,18 @@ int main(int argc, char **argv)
     const char *w = argv[1];
     if (!strcmp(w, "w1"))
         w1();
+    else if (!strcmp(w, "w1_timer"))
+        w1_timer();
     else if (!strcmp(w, "w2"))
         w2();
+    else if (!strcmp(w, "w2_timer"))
+        w2_timer();
     else if (!strcmp(w, "w3"))
         w3();
     else if (!strcmp(w, "w4"))
-        w4();
+        w4(false);
+    else if (!strcmp(w, "w4_common"))
+        w4(true);
     else if (!strcmp(w, "w5"))
         w5();
     else if (!strcmp(w, "w6"))
@@ -488,7 +588,9 @@ int main(int argc, char **argv)
     else if (!strcmp(w, "w8"))
         server(true);
     else if (!strcmp(w, "w9"))
-        w9();
+        w9(false);
+    else if (!strcmp(w, "w9_precise"))
+        w9(true);
     else if (!strncmp(w, "mem_", 4))
         mem(w + 4);
     else {

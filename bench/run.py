@@ -6,47 +6,54 @@
     bench/run.py --smoke --bindir DIR
     bench/run.py --callgrind-only [--bindir DIR]
 
-Every workload runs on every column that was built, the columns
-interleaved (A B C D E A B C D E ...), --runs times each.  Each run is a
-fresh process.  The table gives the median of each cell, its min-max
-spread, and libloop's ratio to the best of libuv, libev and libevent (the
+Every workload runs on every column that was built, and on every variant
+of a peer (each primitive that peer offers for the job), the cells
+interleaved (A B C D E A B C D E ...), each group's number of runs (see
+workloads.GROUPS; --runs overrides them all).  Each run is a fresh process.
+The table gives the median of each cell, its min-max spread, and libloop's
+ratio to the best variant of libuv, libev and libevent, named (the
 raw-epoll column is a baseline, not a peer).  Instruction counts come from
-one run of each cell under callgrind, counting only the measured region.
+one run of each variant under callgrind, counting only the measured region,
+two at a time (instruction counts do not depend on the other core).
 
 Environment: BENCH_RUNS, BENCH_SCALE (multiplies every N; 0.1 for a quick
 look), BENCH_ONLY, BENCH_CALLGRIND=0.
 
---smoke runs every adapter once with tiny sizes and checks that each one
-verified its counts; speed is never pass/fail.
+--smoke runs every adapter and every variant once with tiny sizes and
+checks that each one verified its counts; speed is never pass/fail.
 """
 
 import argparse
+import concurrent.futures
 import datetime
 import json
 import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
 
-# The tables of what is measured.
+import report  # noqa: E402
 from workloads import (  # noqa: E402
     CG_ROWS,
     COLUMNS,
     GROUPS,
-    Job,
     PEERS,
     ROWS,
     SMOKE_ARGS,
     TITLES,
     UNSUPPORTED,
+    W8_SECONDS,
+    Job,
 )
+
 
 class Failure(Exception):
     pass
@@ -169,7 +176,7 @@ def run_job(bindir, job, smoke=False):
             if s["requests"] != 500:
                 raise Failure(f"w8 {job.col}: server answered {s['requests']:.0f} of 500")
             return {"req_per_s": c["rt_per_s"], "cpu_us_per_op": s["cpu_ns"] / 500 / 1e3}
-        r = run_server(bindir, job, wrk_client(5))
+        r = run_server(bindir, job, wrk_client(W8_SECONDS))
         if r is None:
             return None
         s, c = r
@@ -182,122 +189,7 @@ def run_job(bindir, job, smoke=False):
     args = job.args
     if smoke:
         args = [args[0]] + SMOKE_ARGS.get(args[0], [])
-    return run_plain(bindir, Job(job.key, job.col, args))
-
-
-# ---- Statistics and the table ---------------------------------------------------
-
-
-def fmt(v, digits=None):
-    if v is None:
-        return "-"
-    if digits is not None:
-        return f"{v:,.{digits}f}"
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:,.0f}"
-    if a >= 100:
-        return f"{v:.0f}"
-    if a >= 10:
-        return f"{v:.1f}"
-    return f"{v:.2f}"
-
-
-def cell_stats(samples):
-    if not samples:
-        return None
-    return statistics.median(samples), min(samples), max(samples)
-
-
-def best_peer(values, better):
-    peers = [v for c, v in values.items() if c in PEERS and v is not None]
-    if not peers:
-        return None
-    return min(peers) if better == "lower" else max(peers)
-
-
-def target_text(target, better):
-    if not target:
-        return ""
-    kind, bound = target
-    if kind == "ratio":
-        return f"{'<=' if better == 'lower' else '>='} {bound:g}x"
-    return f"<= {bound:g}"
-
-
-def judge_ratio(target, ratio, better):
-    kind, bound = target
-    if better == "lower":
-        return "met" if ratio <= bound else "MISSED"
-    return "met" if ratio >= bound else "MISSED"
-
-
-def overlaps(row, samples, cols, best, med):
-    """Does libloop's min-max range overlap the best peer's (a 1.0x target
-    missed by noise rather than by design)?"""
-    if row.target[1] != 1.0:
-        return False
-    ranges = {}
-    for c in cols:
-        vals = [s[row.metric] for s in samples.get((row.jobs.get(c), c), []) if row.metric in s]
-        if vals:
-            ranges[c] = (min(vals), max(vals))
-    peer = next((c for c in PEERS if med.get(c) == best), None)
-    if "libloop" not in ranges or peer not in ranges:
-        return False
-    (a, b), (x, y) = ranges["libloop"], ranges[peer]
-    return a <= y and x <= b
-
-
-def render_table(cols, samples, failures):
-    head = ["workload", "unit"] + [TITLES.get(c, c) for c in cols]
-    head += ["libloop / best peer", "target"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    verdicts = []
-    for row in ROWS:
-        med = {}
-        cells = []
-        for c in cols:
-            key = row.jobs.get(c)
-            if key is None:
-                cells.append("-")
-                med[c] = None
-                continue
-            if (key, c) in failures:
-                cells.append("FAIL")
-                med[c] = None
-                continue
-            vals = [s[row.metric] for s in samples.get((key, c), []) if row.metric in s]
-            st = cell_stats(vals)
-            if st is None:
-                cells.append("-")
-                med[c] = None
-                continue
-            med[c] = st[0]
-            if st[1] == st[2]:
-                cells.append(fmt(st[0], row.digits))
-            else:
-                cells.append(f"{fmt(st[0], row.digits)} ({fmt(st[1], row.digits)}–"
-                             f"{fmt(st[2], row.digits)})")
-        best = best_peer(med, row.better)
-        mine = med.get("libloop")
-        ratio = ""
-        if mine is not None and best:
-            ratio = f"{mine / best:.2f}x"
-        verdict = ""
-        if row.target:
-            if row.target[0] == "ratio" and mine is not None and best:
-                verdict = judge_ratio(row.target, mine / best, row.better)
-                if verdict == "MISSED" and overlaps(row, samples, cols, best, med):
-                    verdict = "MISSED, within the spread"
-            elif row.target[0] == "abs" and mine is not None:
-                verdict = "met" if mine <= row.target[1] else "MISSED"
-            verdicts.append((row, mine, best, verdict))
-        tgt = target_text(row.target, row.better)
-        if verdict:
-            tgt += f" ({verdict})"
-        lines.append("| " + " | ".join([row.label, row.unit] + cells + [ratio, tgt]) + " |")
-    return "\n".join(lines), verdicts
+    return run_plain(bindir, Job(job.key, job.col, args, job.prim))
 
 
 # ---- Callgrind --------------------------------------------------------------------
@@ -342,46 +234,66 @@ def callgrind_ir(bindir, col, args, outdir):
     return ir / res["ops"], None if lib is None else lib / res["ops"]
 
 
-def run_callgrind(bindir, cols, outdir, log):
-    rows = []
-    for label, unit, jobs, target in CG_ROWS:
-        vals, libs = {}, {}
+def cg_args(job, extra):
+    return [job.cg[0]] + list(extra) + job.cg[1:]
+
+
+def run_callgrind(bindir, cols, outdir, log, workers=2):
+    """The instruction-count table: every variant of every CG row, run once."""
+    registry = {(j.key, j.col): j for _, _, make in GROUPS for j in make(1.0)}
+    todo = {}
+    for row in CG_ROWS:
         for c in cols:
-            vals[c] = libs[c] = None
-            if c not in jobs:
-                continue
-            try:
-                r = callgrind_ir(bindir, c, jobs[c], outdir)
-                if r:
-                    vals[c], libs[c] = r
-            except (Failure, subprocess.TimeoutExpired) as e:
-                log(f"  callgrind {c} {jobs[c]}: FAILED: {e}")
-                vals[c] = "FAIL"
-        rows.append((label, unit, vals, libs, target))
-        log(f"  {label}: " + ", ".join(f"{c}={v if isinstance(v, str) else fmt(v)}"
-                                        for c, v in vals.items()))
-    head = ["workload", "unit"] + [TITLES.get(c, c) for c in cols] + ["libloop / best peer",
-                                                                      "target"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    verdicts = []
-    for label, unit, vals, libs, target in rows:
-        num = {c: v for c, v in vals.items() if isinstance(v, float)}
-        best = best_peer(num, "lower")
-        mine = num.get("libloop")
-        ratio = f"{mine / best:.2f}x" if mine is not None and best else ""
-        tgt = ""
-        if target:
-            verdict = "met" if mine is not None and mine <= target[1] else "MISSED"
-            tgt = f"<= {target[1]:g} ({verdict})"
-            verdicts.append((label, unit, mine, target, verdict, libs.get("libloop")))
-        cells = []
-        for c, v in vals.items():
-            if isinstance(v, float) and libs.get(c) is not None:
-                cells.append(f"{fmt(v)} ({fmt(libs[c])})")
+            for k in row.cells.get(c, []):
+                j = registry.get((k, c))
+                if j is not None and j.cg:
+                    todo[(c, tuple(cg_args(j, row.cg_extra)))] = None
+
+    def one(item):
+        c, args = item
+        try:
+            return item, callgrind_ir(bindir, c, list(args), outdir), None
+        except (Failure, subprocess.TimeoutExpired) as e:
+            return item, None, str(e)
+
+    failures = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for item, res, err in pool.map(one, list(todo)):
+            todo[item] = res
+            if err:
+                failures[item] = err
+                log(f"  callgrind {item[0]} {' '.join(item[1])}: FAILED: {err}")
             else:
-                cells.append(v if isinstance(v, str) else fmt(v))
-        lines.append("| " + " | ".join([label, unit] + cells + [ratio, tgt]) + " |")
-    return "\n".join(lines), verdicts
+                log(f"  callgrind {item[0]:8} {' '.join(item[1]):40} "
+                    f"{report.fmt(res[0]) if res else 'not built'}")
+
+    def item_of(row, k, c):
+        j = registry.get((k, c))
+        return (c, tuple(cg_args(j, row.cg_extra))) if j is not None and j.cg else None
+
+    def table_for(row):
+        def values(k, c):
+            r = todo.get(item_of(row, k, c))
+            return [r[0]] if r else []
+
+        def share(k, c):
+            r = todo.get(item_of(row, k, c))
+            return report.fmt(r[1]) if r and r[1] is not None else None
+        return values, share
+
+    lines, verdicts, variants = [], [], []
+    for row in CG_ROWS:
+        fails = {}
+        for c in cols:
+            for k in row.cells.get(c, []):
+                if item_of(row, k, c) in failures:
+                    fails[(k, c)] = failures[item_of(row, k, c)]
+        values, share = table_for(row)
+        t, v, var = report.render([row], cols, values, fails, note=share)
+        lines += t.splitlines()[0 if not lines else 2:]
+        verdicts += v
+        variants += var
+    return "\n".join(lines), report.variants_table(variants), verdicts, failures
 
 
 def epoll_ctl_per_event(bindir, cols, log):
@@ -430,6 +342,8 @@ def machine(bindir):
         ("cpu", f"{cpu}, {os.cpu_count()} logical CPUs"),
         ("memory", mem),
         ("kernel", platform.release()),
+        ("clocksource", sh("cat /sys/devices/system/clocksource/clocksource0/"
+                           "current_clocksource") or "unknown"),
         ("compiler", sh(f"{cc or 'cc'} --version | head -1")),
         ("libuv", sh("pkg-config --modversion libuv") or "not found"),
         ("libev", ev or "not found"),
@@ -451,23 +365,113 @@ def source_id():
     import hashlib
     h = hashlib.sha256()
     for d in ("include", "src"):
-        for name in sorted(os.listdir(os.path.join(ROOT, d))):
-            if name.endswith((".c", ".h")):
-                with open(os.path.join(ROOT, d, name), "rb") as f:
-                    h.update(name.encode() + b"\0" + f.read())
+        for top, dirs, files in os.walk(os.path.join(ROOT, d)):
+            dirs.sort()
+            for name in sorted(files):
+                if name.endswith((".c", ".h", ".S")):
+                    path = os.path.join(top, name)
+                    with open(path, "rb") as f:
+                        h.update(os.path.relpath(path, ROOT).encode() + b"\0" + f.read())
     head = sh(f"git -C {ROOT} rev-parse --short HEAD 2>/dev/null") or "no commit"
     dirty = sh(f"git -C {ROOT} status --porcelain -- src include 2>/dev/null")
     return (f"{head}{' + uncommitted changes' if dirty else ''}; "
             f"sha256 of src/ and include/ {h.hexdigest()[:12]}")
 
 
+class CpuUse:
+    """CPU time the rest of the machine used while we ran: all busy time
+    (/proc/stat: user, nice, system) minus ours and our children's."""
+
+    HZ = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self):
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        self.busy = (v[0] + v[1] + v[2]) / self.HZ
+        self.steal = (v[7] if len(v) > 7 else 0) / self.HZ
+        t = os.times()
+        self.ours = t.user + t.system + t.children_user + t.children_system
+        self.wall = time.monotonic()
+
+    def others_since(self, start):
+        """(CPUs' worth used by other processes, stolen by the hypervisor)."""
+        wall = max(self.wall - start.wall, 1e-9)
+        others = (self.busy - start.busy) - (self.ours - start.ours)
+        return max(0.0, others) / wall, (self.steal - start.steal) / wall
+
+
 # ---- Main ----------------------------------------------------------------------------
+
+
+def runs_text(groups, override):
+    if override:
+        return str(override)
+    by = {}
+    for g, runs, _ in groups:
+        by.setdefault(runs, []).append(g)
+    common = max(by, key=lambda r: len(by[r]))
+    rest = "; ".join(f"{', '.join(dict.fromkeys(gs))}: {r}" for r, gs in sorted(by.items())
+                     if r != common)
+    return f"{common}" + (f" ({rest})" if rest else "")
+
+
+def shared_text(others, steal, ncpu):
+    if others < 0.05:
+        text = (f"The rest of the machine was idle during the run: other processes used "
+                f"{others:.2f} of its {ncpu} CPUs on average.")
+    else:
+        text = (f"**The machine was shared during this run**: other processes (other builds) "
+                f"used on average {others:.2f} of its {ncpu} CPUs, per group below; figures "
+                f"of the groups where they ran are slower and noisier than on a quiet machine.")
+    if steal >= 0.01:
+        text += f"  The hypervisor took {steal:.2f} CPUs' worth (steal time)."
+    return text
+
+
+def measure(bindir, cols, groups, runs_override, scale, log):
+    samples, failures, per_group = {}, {}, []
+    for g, runs, make in groups:
+        runs = runs_override or runs
+        jobs = [j for j in make(scale) if j.col in cols]
+        log(f"== {g}: {len(jobs)} cells x {runs} runs, interleaved")
+        before = CpuUse()
+        for r in range(runs):
+            for j in jobs:
+                if (j.key, j.col) in failures:
+                    continue
+                c0 = CpuUse()
+                try:
+                    res = run_job(bindir, j)
+                except (Failure, subprocess.TimeoutExpired) as e:
+                    failures[(j.key, j.col)] = str(e)
+                    log(f"  FAIL {j.col} {j.key}: {e}")
+                    continue
+                if res is None:
+                    continue
+                res["others_cpu"] = CpuUse().others_since(c0)[0]
+                samples.setdefault((j.key, j.col), []).append(res)
+                brief = " ".join(f"{k}={report.fmt(v) if isinstance(v, float) else v}"
+                                 for k, v in res.items() if k not in ("n", "ops"))
+                log(f"  run {r + 1} {j.col:8} {j.key:10} {brief}")
+        after = CpuUse()
+        others, _ = after.others_since(before)
+        per_group.append((g, after.wall - before.wall, others))
+        log(f"   {g}: {after.wall - before.wall:.0f} s; other processes used {others:.2f} CPUs")
+    return samples, failures, per_group
+
+
+def merge_groups(per_group):
+    out = {}
+    for g, wall, others in per_group:
+        w, o = out.get(g, (0.0, 0.0))
+        out[g] = (w + wall, o + others * wall)
+    return [(g, w, o / w if w else 0.0) for g, (w, o) in out.items()]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bindir", default=os.path.join(ROOT, "build-bench", "bench"))
-    ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "5")))
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "0")) or None)
     ap.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", "1")))
     ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""))
     ap.add_argument("--no-callgrind", action="store_true",
@@ -483,191 +487,101 @@ def main():
     if "libloop" not in cols:
         sys.exit(f"run.py: no {binary(bindir, 'libloop')}; build with -DLOOP_BUILD_BENCH=ON")
     only = {w.strip() for w in a.only.split(",") if w.strip()}
-    groups = [(g, f) for g, f in GROUPS if not only or g in only]
+    groups = [(g, r, f) for g, r, f in GROUPS if not only or g in only]
     if not shutil.which("wrk") and not a.smoke:
         print("run.py: wrk not found: W8 is skipped", file=sys.stderr)
-        groups = [(g, f) for g, f in groups if g != "w8"]
+        groups = [(g, r, f) for g, r, f in groups if g != "w8"]
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
     if a.smoke:
         return smoke(bindir, cols, groups, log)
+    outdir = os.path.join(bindir, "callgrind")
     if a.callgrind_only:
-        outdir = os.path.join(bindir, "callgrind")
         os.makedirs(outdir, exist_ok=True)
-        table, _ = run_callgrind(bindir, cols, outdir, log)
-        print(f"libloop source: {source_id()}\n\n{table}")
+        table, variants, _, _ = run_callgrind(bindir, cols, outdir, log)
+        print(f"libloop source: {source_id()}\n\n{table}\n\n{variants}")
         return 0
 
-    machine_info = machine(bindir)
-    samples, failures = {}, {}
-    start = datetime.datetime.now()
-    for g, make in groups:
-        jobs = [j for j in make(a.scale) if j.col in cols]
-        log(f"== {g}: {len(jobs)} cells x {a.runs} runs, interleaved")
-        for r in range(a.runs):
-            for j in jobs:
-                if (j.key, j.col) in failures:
-                    continue
-                try:
-                    res = run_job(bindir, j)
-                except (Failure, subprocess.TimeoutExpired) as e:
-                    failures[(j.key, j.col)] = str(e)
-                    log(f"  FAIL {j.col} {j.key}: {e}")
-                    continue
-                if res is None:
-                    continue
-                samples.setdefault((j.key, j.col), []).append(res)
-                brief = " ".join(f"{k}={fmt(v) if isinstance(v, float) else v}"
-                                 for k, v in res.items() if k not in ("n", "ops"))
-                log(f"  run {r + 1} {j.col:8} {j.key:9} {brief}")
+    info = machine(bindir)
+    start, t0 = CpuUse(), datetime.datetime.now()
+    samples, failures, per_group = measure(bindir, cols, groups, a.runs, a.scale, log)
 
-    table, verdicts = render_table(cols, samples, failures)
-    cg_table, cg_verdicts, ctl = None, [], None
+    def values(metric):
+        def get(k, c):
+            return [s[metric] for s in samples.get((k, c), []) if metric in s]
+        return get
+
+    rows = [r for r in ROWS if any((k, c) in samples or (k, c) in failures
+                                   for c, ks in r.cells.items() for k in ks)]
+    lines, verdicts, variants = [], [], []
+    for row in rows:
+        t, v, var = report.render([row], cols, values(row.metric), failures,
+                                  others=values("others_cpu"))
+        lines += t.splitlines()[0 if not lines else 2:]
+        verdicts += v
+        variants += var
+    table = "\n".join(lines)
+
+    cg_table = cg_variants = None
+    cg_verdicts = []
     if not a.no_callgrind and (not only or only & {"w1", "w2", "w3", "w4", "w5"}):
         if shutil.which("valgrind"):
-            outdir = os.path.join(bindir, "callgrind")
             os.makedirs(outdir, exist_ok=True)
-            log("== callgrind (one run per cell; only the measured region is counted)")
-            cg_table, cg_verdicts = run_callgrind(bindir, cols, outdir, log)
+            log("== callgrind (one run per variant, two at a time; only the measured region)")
+            c0 = CpuUse()
+            cg_table, cg_variants, cg_verdicts, cg_fail = run_callgrind(
+                bindir, cols, outdir, log)
+            c1 = CpuUse()
+            per_group.append(("callgrind", c1.wall - c0.wall, None))
+            for (c, args), msg in cg_fail.items():
+                failures[(" ".join(args) + " (callgrind)", c)] = msg
         else:
             log("run.py: valgrind not found: no instruction counts")
+    ctl = None
     if not only or "w5" in only:
         ctl = epoll_ctl_per_event(bindir, cols, log)
-    elapsed = datetime.datetime.now() - start
-    machine_info.append(("load average at end", loadavg()))
+    elapsed = datetime.datetime.now() - t0
+    end = CpuUse()
+    others, steal = end.others_since(start)
+    info.append(("load average at end", loadavg()))
     with open(os.path.join(bindir, "results.json"), "w") as f:
         json.dump({"samples": [[k, c, v] for (k, c), v in samples.items()],
                    "failures": [[k, c, m] for (k, c), m in failures.items()]}, f, indent=1)
 
-    md = report(a, cols, machine_info, table, cg_table, ctl, verdicts, cg_verdicts, failures,
-                elapsed)
+    timed = merge_groups([g for g in per_group if g[2] is not None])
+    timed += [(g, w, float("nan")) for g, w, o in per_group if o is None]
+    a.runs_text = runs_text(groups, a.runs)
+    md = report.markdown(a, info, shared_text(others, steal, os.cpu_count()), timed, table,
+                         report.variants_table(variants), cg_table, cg_variants, ctl, verdicts,
+                         cg_verdicts, failures, elapsed, cols)
     print(md)
     with open(a.out, "w") as f:
         f.write(md)
-    log(f"run.py: wrote {a.out}")
+    log(f"run.py: wrote {a.out} in {str(elapsed).split('.')[0]}")
     return 1 if failures else 0
-
-
-def report(a, cols, info, table, cg_table, ctl, verdicts, cg_verdicts, failures, elapsed):
-    out = ["# libloop benchmarks", "",
-           "Produced by `bench/run.sh` (which calls `bench/run.py`); every number below was "
-           "measured on this machine in one run of that command.", "",
-           "## Machine", ""]
-    out += [f"- {k}: {v}" for k, v in info]
-    out += [f"- runs per cell: {a.runs}, interleaved; sizes scaled by {a.scale:g}; "
-            f"total time {str(elapsed).split('.')[0]}", "",
-            "## Results", "",
-            "Median of the runs, with the min–max spread in parentheses.  "
-            "The ratio is libloop's median over the best median of libuv, libev and "
-            "libevent (below 1 is better for times, above 1 for rates).  "
-            "Raw epoll is a baseline written with no library.", "",
-            table, ""]
-    if ctl:
-        out += ["epoll_ctl calls per W5 event (strace, registration excluded): "
-                + ", ".join(f"{TITLES.get(c, c)} {v:.3f}" if v is not None else
-                            f"{TITLES.get(c, c)} -" for c, v in ctl.items()), ""]
-    if cg_table:
-        out += ["## Instruction counts", "",
-                "`valgrind --tool=callgrind --collect-atstart=no`, one run per cell with "
-                "smaller N, counting only the measured region (user-space instructions; "
-                "the kernel's work is not in these numbers).  Each cell is all the "
-                "instructions of the region per operation, and in parentheses those "
-                "executed in the library's own shared object (not the benchmark's "
-                "callback, not libc).  The ratio and the targets use the first number.", "",
-                cg_table, ""]
-    out += ["## Targets", ""]
-    for row, mine, best, verdict in verdicts:
-        ratio = f", {mine / best:.2f}x the best peer" if best and mine is not None else ""
-        out.append(f"- {row.label} ({row.unit}): target {target_text(row.target, row.better)}"
-                   f"; libloop {fmt(mine)}{ratio}: **{verdict or 'not measured'}**")
-    for label, unit, mine, target, verdict, lib in cg_verdicts:
-        share = f" ({fmt(lib)} of them in libloop.so)" if lib is not None else ""
-        out.append(f"- {label} ({unit}): target <= {target[1]:g}; libloop {fmt(mine)}{share}: "
-                   f"**{verdict}**")
-    if ctl and "libloop" in ctl and ctl["libloop"] is not None:
-        ok = ctl["libloop"] < 0.001
-        out.append(f"- W5 no epoll_ctl per event: libloop {ctl['libloop']:.3f} per event: "
-                   f"**{'met' if ok else 'MISSED'}**")
-    out.append("")
-    if failures:
-        out += ["## Failures", ""]
-        out += [f"- {c} {k}: {msg}" for (k, c), msg in failures.items()]
-        out.append("")
-    out += ["## What each column does", "",
-            "- libloop: `loop_call_soon` (W1, W2), `loop_call_later` (W3, W9), "
-            "`loop_cancel` + `loop_call_later` (W4), `loop_reschedule` (W4''), `loop_add_reader` (W5, W7, W8), "
-            "`loop_call_soon_threadsafe` (W6).",
-            "- libuv: a `uv_idle_t` per next-iteration callback, `uv_timer_t` "
-            "(millisecond timeouts, rounded up), `uv_timer_start` on an active timer to reset, "
-            "`uv_poll_t` for W5, `uv_tcp_t` streams with `uv_try_write` for the servers, "
-            "`uv_async_t` plus a locked queue for W6.",
-            "- libev: `ev_idle`, `ev_timer`, `ev_timer_again` to reset, `ev_io`, "
-            "`ev_async` plus a locked queue for W6; epoll backend.",
-            "- libevent: `event_active` on an fd-less event (runs in the same pass: no poll "
-            "between chained callbacks), `evtimer_add` (re-adding reschedules), persistent "
-            "`EV_READ` events with read()/write() for the servers, `event_active` from the "
-            "producer thread plus a locked queue for W6; default time cache "
-            "(CLOCK_MONOTONIC_COARSE).",
-            "- raw epoll: the same work by hand: a ring, an intrusive binary heap, epoll.",
-            "",
-            "Notes on reading the table:",
-            "",
-            "- The peers have one way to run a chain, so their W1 cell is shared by W1a and "
-            "W1b.  libuv and libev run one callback per loop iteration and poll each time; "
-            "libevent runs an event activated from a callback in the same pass, with no "
-            "poll in between, so its W1 number is a queue-speed number like W1b's.",
-            "- W3 and W4 on libloop use `loop_call_later`, which reads the clock at every "
-            "call (asyncio's semantics); the peers use their loop's cached time.  The W3' "
-            "and W4' rows show libloop with `loop_call_at(loop, loop_now(loop) + d, ...)`, "
-            "which does what the peers do.",
-            "- W4 is specified as `loop_cancel` + `loop_call_later`; W4'' uses "
-            "`loop_reschedule`, which moves the deadline of the same handle.  Both "
-            "carry the W4 target.",
-            "- W4 resets run 100 per loop iteration, so the loop's time moves between "
-            "batches as it does in a server; only the resets are timed.",
-            "- W5 registers every fd once, outside the timed part (libevent's bench.c "
-            "re-adds every event per round); a round is N writes, A of them started at once.",
-            "- W6 is timed from the first post to the last closure run; the producer posts "
-            "as fast as it can.",
-            "- W7 and W8 run the client (echo_client or wrk) on the same cores as the server; "
-            "with 2 cores, rates there mostly measure the kernel and the scheduler.  Server "
-            "CPU per operation is the steadier number.",
-            "- W9 lateness is measured from the moment of the call that armed the timer; "
-            "its p99 and max are set by the scheduler when the machine is busy (see the load "
-            "average).  libuv's timeouts are whole milliseconds from its cached time; "
-            "libevent's default clock is CLOCK_MONOTONIC_COARSE; both fire early against "
-            "the moment of the call.",
-            "- Memory rows are the growth of VmRSS over N items (1,000,000 timers or "
-            "callbacks, 18,000 fds), including the handles the peers make the caller "
-            "allocate, and the slack of structures that grow by doubling.  W3's RSS is the "
-            "peak (VmHWM) over the whole run.",
-            "- Instruction counts include the benchmark's own callback (a counter and, in "
-            "W1, the call that schedules the next one: about 15 Ir) in every column.  "
-            "Under valgrind `clock_gettime` is a system call, not the vDSO, so a clock "
-            "read shows as about 20 Ir although it costs about 40 ns here.",
-            "- Peers are Debian's packaged builds (shared libraries, -O2); libloop is "
-            "built Release (-O3) and linked as a shared library too.",
-            ""]
-    return "\n".join(out)
 
 
 def smoke(bindir, cols, groups, log):
     failed = 0
     seen = set()
-    for g, make in groups:
+    for _, _, make in groups:
         for j in make(0.001):
             if j.col not in cols or (j.key, j.col) in seen:
                 continue
             seen.add((j.key, j.col))
+            if j.col in PEERS and not j.prim:
+                log(f"FAIL {j.col} {j.key}: no primitive named in workloads.PRIMS")
+                failed += 1
+                continue
             try:
                 res = run_job(bindir, j, smoke=True)
             except (Failure, subprocess.TimeoutExpired) as e:
                 log(f"FAIL {j.col} {j.key}: {e}")
                 failed += 1
                 continue
-            log(f"ok   {j.col:8} {j.key:9} {'(not built)' if res is None else ''}")
+            log(f"ok   {j.col:8} {j.key:10} {j.prim or ''}{' (not built)' if res is None else ''}")
     log(f"bench smoke: {len(seen) - failed} of {len(seen)} passed")
     return 1 if failed else 0
 

@@ -2,7 +2,7 @@
 # Build and run every benchmark on libloop, libuv, libev, libevent and raw
 # epoll, and write the table to bench/RESULTS.md.
 #
-#   bench/run.sh                     # the full run (about 10-15 minutes on 2 cores)
+#   bench/run.sh                     # the full run (about 6 minutes on 2 cores)
 #   BENCH_SCALE=0.1 BENCH_RUNS=3 bench/run.sh      # a quick look
 #   BENCH_ONLY=w1,w4 bench/run.sh                  # some workloads only
 #   BENCH_CALLGRIND=0 bench/run.sh                 # no instruction counts
