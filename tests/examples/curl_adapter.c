@@ -313,6 +313,37 @@ static void test_http_error_status_ends_the_transfer_with_curle_ok(void **state)
     assert_int_equal(loop_free(loop), 0);
 }
 
+/*
+ * With every timeout of libcurl's far away (the happy-eyeballs timer too),
+ * only the sockets' readiness can move a transfer on: it must still end,
+ * long before the watchdog.
+ */
+static void test_transfers_advance_on_socket_readiness_not_on_timers(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    struct fetch f[N];
+    start_nginx();
+    loop_t *loop = new_loop();
+    loop_curl *lc = new_adapter(loop);
+
+    for (int i = 0; i < N; i++) {
+        fetch_init(&f[i], "/large", nginx.port, BODY_LARGE);
+        curl_easy_setopt(f[i].easy, CURLOPT_HAPPY_EYEBALLS_TIMEOUT_MS, 600000L);
+        curl_easy_setopt(f[i].easy, CURLOPT_CONNECTTIMEOUT_MS, 600000L);
+        assert_int_equal(loop_curl_add(lc, f[i].easy, on_done, &f[i]), 0);
+    }
+    assert_int_equal(loop_run(loop), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(f[i].dones, 1);
+        assert_int_equal(f[i].result, CURLE_OK);
+        assert_int_equal(f[i].wrong_bytes, 0);
+        fetch_cleanup(&f[i]);
+    }
+    assert_int_equal(loop_curl_free(lc), 0);
+    assert_int_equal(loop_free(loop), 0);
+}
+
 static void kill_nginx(struct fetch *f)
 {
     (void)f;
@@ -742,6 +773,7 @@ int main(int argc, char **argv)
         T(test_functions_reject_null_arguments_with_einval),
         T(test_concurrent_transfers_all_end_once_with_their_own_bodies),
         T(test_http_error_status_ends_the_transfer_with_curle_ok),
+        T(test_transfers_advance_on_socket_readiness_not_on_timers),
         T(test_server_killed_mid_transfer_ends_it_with_an_error_and_the_loop_goes_on),
         T(test_transfer_timeout_ends_it_with_operation_timedout),
         T(test_remove_takes_a_transfer_back_without_calling_done),
