@@ -1,0 +1,776 @@
+/*
+ * examples/adapters/glib/loop_glib.h: libloop running a GMainContext
+ * (loop_glib_attach()) and GLib running a loop (loop_glib_source_new()).
+ * No server: pipes, timers and idles on both sides.  The last test runs
+ * glib_demo, whose path is argv[1].
+ *
+ * The two "sleeps instead of spinning" tests are resource checks, not
+ * timing claims: a program with nothing to do for 300 ms of wall time must
+ * have run a handful of loop iterations and used little CPU time (under
+ * 30 ms, a bound a spinning loop exceeds tenfold, and an idle one misses
+ * by as much); neither assertion is about when anything ran.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <glib-unix.h>
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include "counting_alloc.h"
+#include "fdleak.h"
+#include "loop_glib.h"
+#include "watchdog.h"
+
+#define IDLE_WALL_MS 300
+#define IDLE_CPU_LIMIT_NS LOOP_MS(30)
+#define IDLE_ITERATIONS_LIMIT 10
+
+static const char *demo_path;
+static struct fdlist fds_before;
+
+static int setup(void **state)
+{
+    (void)state;
+    watchdog_start("a GLib adapter test", 30);
+    fdlist_take(&fds_before);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    watchdog_stop();
+    return 0;
+}
+
+static loop_t *new_loop(void)
+{
+    loop_t *loop = NULL;
+    assert_int_equal(loop_new(&loop), 0);
+    return loop;
+}
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t iterations(loop_t *loop)
+{
+    loop_stats_t s;
+    assert_int_equal(loop_stats(loop, &s), 0);
+    return s.iterations;
+}
+
+/* ---- what both sides schedule ---------------------------------------------- */
+
+/*
+ * Each side: a callback to run soon, a timer, and a watch on a pipe of its
+ * own that the other side's timer writes to.  `want` events in all; when
+ * the last one runs, the driving loop is stopped.
+ */
+struct both {
+    loop_t *loop;
+    GMainContext *ctx;
+    GMainLoop *main_loop; /* set when GLib runs the loop */
+    int glib_pipe[2], loop_pipe[2];
+    int glib_idle, glib_timeout, glib_fd, loop_soon, loop_timer, loop_fd;
+    int seen, want;
+};
+
+static void saw(struct both *b)
+{
+    if (++b->seen < b->want)
+        return;
+    if (b->main_loop)
+        g_main_loop_quit(b->main_loop);
+    else
+        loop_stop(b->loop);
+}
+
+static gboolean on_glib_idle(gpointer arg)
+{
+    struct both *b = arg;
+    b->glib_idle++;
+    saw(b);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean on_glib_timeout(gpointer arg)
+{
+    struct both *b = arg;
+    assert_int_equal(write(b->loop_pipe[1], "g", 1), 1);
+    b->glib_timeout++;
+    saw(b);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean on_glib_fd(gint fd, GIOCondition condition, gpointer arg)
+{
+    struct both *b = arg;
+    char c;
+    assert_true(condition & G_IO_IN);
+    assert_int_equal(read(fd, &c, 1), 1);
+    assert_int_equal(c, 'l');
+    b->glib_fd++;
+    saw(b);
+    return G_SOURCE_REMOVE;
+}
+
+static void on_loop_soon(loop_t *loop, void *arg)
+{
+    struct both *b = arg;
+    (void)loop;
+    b->loop_soon++;
+    saw(b);
+}
+
+static void on_loop_timer(loop_t *loop, void *arg)
+{
+    struct both *b = arg;
+    (void)loop;
+    assert_int_equal(write(b->glib_pipe[1], "l", 1), 1);
+    b->loop_timer++;
+    saw(b);
+}
+
+static void on_loop_fd(loop_t *loop, int fd, unsigned events, void *arg)
+{
+    struct both *b = arg;
+    char c;
+    assert_true(events & LOOP_READABLE);
+    assert_int_equal(read(fd, &c, 1), 1);
+    assert_int_equal(c, 'g');
+    assert_int_equal(loop_remove_reader(loop, fd), 0);
+    b->loop_fd++;
+    saw(b);
+}
+
+static void attach_source(GMainContext *ctx, GSource *s, GSourceFunc fn, void *arg)
+{
+    g_source_set_callback(s, fn, arg, NULL);
+    g_source_attach(s, ctx);
+    g_source_unref(s);
+}
+
+static void both_init(struct both *b, loop_t *loop, GMainContext *ctx)
+{
+    memset(b, 0, sizeof(*b));
+    b->loop = loop;
+    b->ctx = ctx;
+    b->want = 6;
+    assert_int_equal(pipe2(b->glib_pipe, O_CLOEXEC | O_NONBLOCK), 0);
+    assert_int_equal(pipe2(b->loop_pipe, O_CLOEXEC | O_NONBLOCK), 0);
+    attach_source(ctx, g_idle_source_new(), on_glib_idle, b);
+    attach_source(ctx, g_timeout_source_new(20), on_glib_timeout, b);
+    attach_source(ctx, g_unix_fd_source_new(b->glib_pipe[0], G_IO_IN), G_SOURCE_FUNC(on_glib_fd),
+                  b);
+    assert_int_equal(loop_call_soon(loop, on_loop_soon, b, NULL), 0);
+    assert_int_equal(loop_call_later(loop, LOOP_MS(10), on_loop_timer, b, NULL), 0);
+    assert_int_equal(loop_add_reader(loop, b->loop_pipe[0], on_loop_fd, b), 0);
+}
+
+static void both_check_and_close(struct both *b)
+{
+    assert_int_equal(b->glib_idle, 1);
+    assert_int_equal(b->glib_timeout, 1);
+    assert_int_equal(b->glib_fd, 1);
+    assert_int_equal(b->loop_soon, 1);
+    assert_int_equal(b->loop_timer, 1);
+    assert_int_equal(b->loop_fd, 1);
+    for (int i = 0; i < 2; i++) {
+        close(b->glib_pipe[i]);
+        close(b->loop_pipe[i]);
+    }
+}
+
+/* ---- 1. libloop runs a GMainContext ---------------------------------------- */
+
+static void test_attach_rejects_null_arguments_and_a_second_context(void **state)
+{
+    (void)state;
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new(), *other = g_main_context_new();
+    loop_glib *lg = (loop_glib *)&lg, *second = NULL;
+
+    assert_int_equal(loop_glib_attach(NULL, ctx, &lg), -EINVAL);
+    assert_int_equal(loop_glib_attach(loop, NULL, &lg), -EINVAL);
+    assert_int_equal(loop_glib_attach(loop, ctx, NULL), -EINVAL);
+    assert_int_equal(loop_glib_detach(NULL), -EINVAL);
+    assert_int_equal(loop_glib_attach(loop, ctx, &lg), 0);
+    assert_true(g_main_context_is_owner(ctx));
+    assert_int_equal(loop_glib_attach(loop, other, &second), -EEXIST);
+    assert_null(second);
+    assert_false(g_main_context_is_owner(other));
+
+    assert_int_equal(loop_glib_detach(lg), 0);
+    assert_false(g_main_context_is_owner(ctx));
+    assert_int_equal(loop_run(loop), 0); /* nothing of GLib's is left in the loop */
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(ctx);
+    g_main_context_unref(other);
+    assert_same_fds(&fds_before, "by the test");
+}
+
+struct owner {
+    GMainContext *ctx;
+    int acquired[2], release[2]; /* pipes: "I own it", "let it go" */
+};
+
+static void *own_context(void *arg)
+{
+    struct owner *o = arg;
+    char c = 0;
+    assert_true(g_main_context_acquire(o->ctx));
+    assert_int_equal(write(o->acquired[1], &c, 1), 1);
+    assert_int_equal(read(o->release[0], &c, 1), 1);
+    g_main_context_release(o->ctx);
+    return NULL;
+}
+
+static void test_attach_to_a_context_another_thread_owns_is_ebusy(void **state)
+{
+    (void)state;
+    struct owner o = {.ctx = g_main_context_new()};
+    loop_t *loop = new_loop();
+    loop_glib *lg = NULL;
+    pthread_t t;
+    char c = 0;
+    assert_int_equal(pipe2(o.acquired, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(o.release, O_CLOEXEC), 0);
+    assert_int_equal(pthread_create(&t, NULL, own_context, &o), 0);
+    assert_int_equal(read(o.acquired[0], &c, 1), 1);
+
+    assert_int_equal(loop_glib_attach(loop, o.ctx, &lg), -EBUSY);
+    assert_null(lg);
+
+    assert_int_equal(write(o.release[1], &c, 1), 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(loop_glib_attach(loop, o.ctx, &lg), 0); /* free now */
+    assert_int_equal(loop_glib_detach(lg), 0);
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(o.ctx);
+    for (int i = 0; i < 2; i++) {
+        close(o.acquired[i]);
+        close(o.release[i]);
+    }
+}
+
+static void
+test_glib_and_loop_callbacks_timers_and_fds_all_run_when_the_loop_runs_glib(void **state)
+{
+    (void)state;
+    struct both b;
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new();
+    loop_glib *lg = NULL;
+
+    assert_int_equal(loop_glib_attach(loop, ctx, &lg), 0);
+    both_init(&b, loop, ctx);
+    assert_int_equal(loop_run(loop), 0);
+    both_check_and_close(&b);
+
+    assert_int_equal(loop_glib_detach(lg), 0);
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(ctx);
+    assert_same_fds(&fds_before, "by the test");
+}
+
+static gboolean never(gpointer arg)
+{
+    (void)arg;
+    fail_msg("a source that must not run ran");
+    return G_SOURCE_REMOVE;
+}
+
+static void stop_loop(loop_t *loop, void *arg)
+{
+    (void)arg;
+    loop_stop(loop);
+}
+
+/*
+ * Idle: GLib has a timeout an hour away and a pipe nobody writes; libloop
+ * stops itself in 300 ms.  The loop must sleep through: a few iterations,
+ * little CPU time (see the top of this file).
+ */
+static void test_an_idle_loop_running_glib_sleeps_instead_of_spinning(void **state)
+{
+    (void)state;
+    int p[2];
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new();
+    loop_glib *lg = NULL;
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(loop_glib_attach(loop, ctx, &lg), 0);
+    attach_source(ctx, g_timeout_source_new_seconds(3600), never, NULL);
+    attach_source(ctx, g_unix_fd_source_new(p[0], G_IO_IN), never, NULL); /* never runs */
+    assert_int_equal(loop_call_later(loop, LOOP_MS(IDLE_WALL_MS), stop_loop, NULL, NULL), 0);
+    assert_int_equal(loop_run_once(loop, 0), 0); /* GLib's sources are watched from here on */
+
+    uint64_t cpu0 = cpu_ns(), it0 = iterations(loop);
+    assert_int_equal(loop_run(loop), 0);
+    uint64_t cpu = cpu_ns() - cpu0, its = iterations(loop) - it0;
+
+    if (its > IDLE_ITERATIONS_LIMIT)
+        fail_msg("%" PRIu64 " iterations in %d ms of idling: the loop spins", its, IDLE_WALL_MS);
+    if (cpu > IDLE_CPU_LIMIT_NS)
+        fail_msg("%" PRIu64 " ns of CPU time in %d ms of idling: the loop spins", cpu,
+                 IDLE_WALL_MS);
+    assert_int_equal(loop_glib_detach(lg), 0);
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(ctx);
+    close(p[0]);
+    close(p[1]);
+}
+
+struct poster {
+    GMainContext *ctx;
+    pid_t loop_tid;
+    int ran;
+};
+
+static gboolean on_posted(gpointer arg)
+{
+    struct poster *p = arg;
+    p->ran++;
+    return G_SOURCE_REMOVE;
+}
+
+static void *post_when_blocked(void *arg)
+{
+    struct poster *p = arg;
+    wait_until_blocked(p->loop_tid);
+    GSource *s = g_idle_source_new();
+    g_source_set_callback(s, on_posted, p, NULL);
+    g_source_attach(s, p->ctx); /* wakes the context: its wake-up fd */
+    g_source_unref(s);
+    return NULL;
+}
+
+/* A source attached from another thread while the loop sleeps in its poll
+ * runs at once: GLib's wake-up fd is one of the fds the loop watches. */
+static void test_a_source_attached_from_another_thread_wakes_the_loop_running_glib(void **state)
+{
+    (void)state;
+    struct poster p = {.ctx = g_main_context_new(), .loop_tid = test_gettid()};
+    loop_t *loop = new_loop();
+    loop_glib *lg = NULL;
+    pthread_t t;
+    assert_int_equal(loop_glib_attach(loop, p.ctx, &lg), 0);
+    assert_int_equal(loop_run_once(loop, 0), 0);
+    assert_int_equal(pthread_create(&t, NULL, post_when_blocked, &p), 0);
+
+    watchdog_what("the loop to wake for a source attached from another thread");
+    while (!p.ran)
+        assert_int_equal(loop_run_once(loop, -1), 0);
+    assert_int_equal(p.ran, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+
+    assert_int_equal(loop_glib_detach(lg), 0);
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(p.ctx);
+}
+
+struct detacher {
+    loop_glib *lg;
+    int ran, second;
+};
+
+static gboolean detach_from_glib(gpointer arg)
+{
+    struct detacher *d = arg;
+    d->ran++;
+    assert_int_equal(loop_glib_detach(d->lg), 0);
+    d->second = loop_glib_detach(d->lg);
+    return G_SOURCE_REMOVE;
+}
+
+/* Detached from one of GLib's callbacks, the context is let go once the
+ * dispatch returns: loop_run() then returns, with nothing of GLib left. */
+static void test_detach_from_a_glib_callback_completes_after_the_dispatch(void **state)
+{
+    (void)state;
+    struct detacher d = {0};
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new();
+    assert_int_equal(loop_glib_attach(loop, ctx, &d.lg), 0);
+    attach_source(ctx, g_idle_source_new(), detach_from_glib, &d);
+    attach_source(ctx, g_timeout_source_new_seconds(3600), never, NULL);
+
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(d.ran, 1);
+    assert_int_equal(d.second, -EINVAL);
+    assert_false(g_main_context_is_owner(ctx));
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(ctx);
+    assert_same_fds(&fds_before, "by the test");
+}
+
+static gboolean count_run(gpointer arg)
+{
+    (*(int *)arg)++;
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean count_fd_run(gint fd, GIOCondition condition, gpointer arg)
+{
+    (void)fd;
+    assert_true(condition & G_IO_IN);
+    (*(int *)arg)++;
+    return G_SOURCE_REMOVE;
+}
+
+/* loop_free() detaches: the context is let go, and GLib can run it alone. */
+static void test_loop_free_detaches_the_context_and_glib_can_run_it_alone(void **state)
+{
+    (void)state;
+    int ran = 0;
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new();
+    loop_glib *lg = NULL;
+    assert_int_equal(loop_glib_attach(loop, ctx, &lg), 0);
+    assert_int_equal(loop_run_once(loop, 0), 0);
+    assert_int_equal(loop_free(loop), 0);
+    assert_false(g_main_context_is_owner(ctx));
+
+    attach_source(ctx, g_idle_source_new(), count_run, &ran);
+    assert_true(g_main_context_iteration(ctx, FALSE));
+    assert_int_equal(ran, 1);
+    g_main_context_unref(ctx);
+    assert_same_fds(&fds_before, "by the test");
+}
+
+/* An fd epoll refuses (a regular file, always readable): the adapter polls
+ * it itself, and GLib's source on it runs. */
+static void test_an_fd_epoll_refuses_is_polled_by_the_adapter_and_its_source_runs(void **state)
+{
+    (void)state;
+    int ran = 0;
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new();
+    loop_glib *lg = NULL;
+    assert_int_equal(loop_glib_attach(loop, ctx, &lg), 0);
+    attach_source(ctx, g_unix_fd_source_new(fd, G_IO_IN), G_SOURCE_FUNC(count_fd_run), &ran);
+
+    while (ran == 0)
+        assert_int_equal(loop_run_once(loop, -1), 0);
+    assert_int_equal(loop_glib_detach(lg), 0);
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(ctx);
+    close(fd);
+}
+
+enum { OOM_FDS = 12 }; /* more than the adapter's first array holds */
+
+struct oom_run {
+    loop_t *loop;
+    int fds[OOM_FDS][2];
+    int ran, idle, timeout;
+};
+
+static gboolean oom_fd(gint fd, GIOCondition condition, gpointer arg)
+{
+    struct oom_run *r = arg;
+    char c;
+    (void)condition;
+    assert_int_equal(read(fd, &c, 1), 1);
+    if (++r->ran == OOM_FDS + 2)
+        loop_stop(r->loop);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean oom_other(gpointer arg)
+{
+    struct oom_run *r = arg;
+    if (++r->ran == OOM_FDS + 2)
+        loop_stop(r->loop);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * Every allocation the adapter and the loop make through the loop's
+ * allocator fails in turn (the adapter, its fd array when GLib's fds
+ * outgrow it, the loop's fd table for fds at high numbers, ...): the
+ * attach fails with -ENOMEM and changes nothing, or every GLib source
+ * still runs; nothing is left allocated or open.
+ */
+static void test_each_failed_allocation_is_enomem_or_glib_still_runs_every_source(void **state)
+{
+    (void)state;
+    static struct oom_run r;
+    long at;
+
+    for (at = 1;; at++) {
+        struct counting_alloc a = {0};
+        loop_t *loop = new_loop_with((loop_options){.realloc = counting_realloc, .alloc_ctx = &a});
+        GMainContext *ctx = g_main_context_new();
+        loop_glib *lg = NULL;
+        a.fail_at = a.calls + at; /* the loop's own first allocations are done */
+        int err = loop_glib_attach(loop, ctx, &lg);
+        if (err == 0) {
+            memset(&r, 0, sizeof(r));
+            r.loop = loop;
+            for (int i = 0; i < OOM_FDS; i++) {
+                int p[2];
+                assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+                r.fds[i][0] = fcntl(p[0], F_DUPFD_CLOEXEC, 700 + 13 * i);
+                r.fds[i][1] = p[1];
+                close(p[0]);
+                assert_int_equal(write(p[1], "x", 1), 1);
+                attach_source(ctx, g_unix_fd_source_new(r.fds[i][0], G_IO_IN),
+                              G_SOURCE_FUNC(oom_fd), &r);
+            }
+            attach_source(ctx, g_idle_source_new(), oom_other, &r);
+            attach_source(ctx, g_timeout_source_new(1), oom_other, &r);
+            while ((err = loop_run(loop)) == -ENOMEM)
+                ; /* the loop could not grow its ready queue: run it again */
+            assert_int_equal(err, 0);
+            assert_int_equal(r.ran, OOM_FDS + 2);
+            assert_int_equal(loop_glib_detach(lg), 0);
+            for (int i = 0; i < OOM_FDS; i++) {
+                close(r.fds[i][0]);
+                close(r.fds[i][1]);
+            }
+        } else {
+            assert_int_equal(err, -ENOMEM);
+            assert_null(lg);
+            assert_false(g_main_context_is_owner(ctx));
+        }
+        assert_int_equal(loop_free(loop), 0);
+        g_main_context_unref(ctx);
+        assert_int_equal(a.live_blocks, 0);
+        assert_int_equal(a.bad_frees, 0);
+        assert_same_fds(&fds_before, "after a failed allocation");
+        if (a.failures == 0)
+            break; /* the run got past every allocation */
+    }
+    assert_true(at > 4);
+}
+
+/* ---- 2. GLib runs a loop ---------------------------------------------------- */
+
+static void test_source_new_rejects_null_arguments(void **state)
+{
+    (void)state;
+    loop_t *loop = new_loop();
+    GSource *s = (GSource *)&s;
+    assert_int_equal(loop_glib_source_new(NULL, &s), -EINVAL);
+    assert_int_equal(loop_glib_source_new(loop, NULL), -EINVAL);
+    assert_int_equal(loop_free(loop), 0);
+}
+
+static GSource *attach_loop_source(loop_t *loop, GMainContext *ctx)
+{
+    GSource *s = NULL;
+    assert_int_equal(loop_glib_source_new(loop, &s), 0);
+    assert_non_null(s);
+    g_source_attach(s, ctx);
+    return s;
+}
+
+static void
+test_glib_and_loop_callbacks_timers_and_fds_all_run_when_glib_runs_the_loop(void **state)
+{
+    (void)state;
+    struct both b;
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new();
+    GSource *s = attach_loop_source(loop, ctx);
+
+    both_init(&b, loop, ctx);
+    b.main_loop = g_main_loop_new(ctx, FALSE);
+    g_main_loop_run(b.main_loop);
+    both_check_and_close(&b);
+
+    g_main_loop_unref(b.main_loop);
+    g_source_destroy(s);
+    g_source_unref(s); /* finalized: it lets go of the loop */
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(ctx);
+    assert_same_fds(&fds_before, "by the test");
+}
+
+static gboolean quit_main_loop(gpointer arg)
+{
+    g_main_loop_quit(arg);
+    return G_SOURCE_REMOVE;
+}
+
+static void never_io(loop_t *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    (void)arg;
+    fail_msg("a pipe nobody writes was readable");
+}
+
+static void never_cb(loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    fail_msg("a timer an hour away ran");
+}
+
+/*
+ * Idle: libloop has a timer an hour away and a pipe nobody writes; GLib
+ * quits in 300 ms.  GLib must sleep through: the loop runs a handful of
+ * iterations, and the process uses little CPU time (see the top).
+ */
+static void test_idle_glib_running_the_loop_sleeps_instead_of_spinning(void **state)
+{
+    (void)state;
+    int p[2];
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new();
+    GMainLoop *main_loop = g_main_loop_new(ctx, FALSE);
+    GSource *s = attach_loop_source(loop, ctx);
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(loop_add_reader(loop, p[0], never_io, NULL), 0);
+    assert_int_equal(loop_call_later(loop, LOOP_SEC(3600), never_cb, NULL, NULL), 0);
+    GSource *quit = g_timeout_source_new(IDLE_WALL_MS);
+    g_source_set_callback(quit, quit_main_loop, main_loop, NULL);
+    g_source_attach(quit, ctx);
+    g_source_unref(quit);
+    g_main_context_iteration(ctx, FALSE); /* the first iteration of each side */
+
+    uint64_t cpu0 = cpu_ns(), it0 = iterations(loop);
+    g_main_loop_run(main_loop);
+    uint64_t cpu = cpu_ns() - cpu0, its = iterations(loop) - it0;
+
+    if (its > IDLE_ITERATIONS_LIMIT)
+        fail_msg("%" PRIu64 " loop iterations in %d ms of idling: GLib spins", its, IDLE_WALL_MS);
+    if (cpu > IDLE_CPU_LIMIT_NS)
+        fail_msg("%" PRIu64 " ns of CPU time in %d ms of idling: GLib spins", cpu, IDLE_WALL_MS);
+    g_main_loop_unref(main_loop);
+    g_source_destroy(s);
+    g_source_unref(s);
+    assert_int_equal(loop_remove_reader(loop, p[0]), 0);
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(ctx);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void count_loop_run(loop_t *loop, void *arg)
+{
+    (void)loop;
+    (*(int *)arg)++;
+}
+
+/* loop_free() destroys the source; the caller's reference stays valid and
+ * the context goes on without the loop. */
+static void test_loop_free_destroys_the_source_and_glib_goes_on(void **state)
+{
+    (void)state;
+    int ran = 0, loop_ran = 0;
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new();
+    GSource *s = attach_loop_source(loop, ctx);
+    assert_int_equal(loop_call_soon(loop, count_loop_run, &loop_ran, NULL), 0);
+    g_main_context_iteration(ctx, FALSE);
+    assert_int_equal(loop_ran, 1); /* GLib ran the loop */
+
+    assert_int_equal(loop_free(loop), 0);
+    assert_true(g_source_is_destroyed(s));
+    attach_source(ctx, g_idle_source_new(), count_run, &ran);
+    while (ran == 0)
+        g_main_context_iteration(ctx, TRUE);
+    g_source_unref(s);
+    g_main_context_unref(ctx);
+    assert_same_fds(&fds_before, "by the test");
+}
+
+/* ---- the demo -------------------------------------------------------------- */
+
+static int run_demo(const char *mode, char *out, size_t size)
+{
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
+            _exit(126);
+        execl(demo_path, demo_path, mode, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t n = 0;
+    ssize_t got;
+    while ((got = read(p[0], out + n, size - 1 - n)) > 0)
+        n += (size_t)got;
+    out[n] = '\0';
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void test_demo_sees_every_event_each_way_round(void **state)
+{
+    (void)state;
+    static const char *const lines[] = {
+        "glib: idle ran\n",
+        "loop: call_soon ran\n",
+        "glib: timeout ran, wrote to the loop's pipe\n",
+        "loop: timer ran, wrote to GLib's pipe\n",
+        "loop: pipe readable: \"from glib\"\n",
+        "glib: pipe readable: \"from loop\"\n",
+        "all 6 events seen\n",
+    };
+    static char out[4096];
+    const char *modes[] = {"loop-runs-glib", "glib-runs-loop"};
+    for (int m = 0; m < 2; m++) {
+        if (run_demo(modes[m], out, sizeof(out)) != 0)
+            fail_msg("glib_demo %s failed:\n%s", modes[m], out);
+        for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+            if (!strstr(out, lines[i]))
+                fail_msg("glib_demo %s did not print %s", modes[m], lines[i]);
+    }
+    assert_int_equal(run_demo("neither", out, sizeof(out)), 2);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--skip") == 0) {
+        printf("SKIP: %s\n", argv[2]);
+        return 77;
+    }
+    if (argc != 2) {
+        fprintf(stderr, "usage: glib_adapter GLIB_DEMO | --skip REASON\n");
+        return 2;
+    }
+    demo_path = argv[1];
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_attach_rejects_null_arguments_and_a_second_context),
+        T(test_attach_to_a_context_another_thread_owns_is_ebusy),
+        T(test_glib_and_loop_callbacks_timers_and_fds_all_run_when_the_loop_runs_glib),
+        T(test_an_idle_loop_running_glib_sleeps_instead_of_spinning),
+        T(test_a_source_attached_from_another_thread_wakes_the_loop_running_glib),
+        T(test_detach_from_a_glib_callback_completes_after_the_dispatch),
+        T(test_loop_free_detaches_the_context_and_glib_can_run_it_alone),
+        T(test_an_fd_epoll_refuses_is_polled_by_the_adapter_and_its_source_runs),
+        T(test_each_failed_allocation_is_enomem_or_glib_still_runs_every_source),
+        T(test_source_new_rejects_null_arguments),
+        T(test_glib_and_loop_callbacks_timers_and_fds_all_run_when_glib_runs_the_loop),
+        T(test_idle_glib_running_the_loop_sleeps_instead_of_spinning),
+        T(test_loop_free_destroys_the_source_and_glib_goes_on),
+        T(test_demo_sees_every_event_each_way_round),
+        cmocka_unit_test(test_the_suite_leaked_no_fd),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, snapshot_fds, NULL);
+}
