@@ -427,6 +427,35 @@ static gboolean count_fd_run(gint fd, GIOCondition condition, gpointer arg)
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * A source that GLib drops (it returned G_SOURCE_REMOVE, its fd still
+ * readable) is no longer watched by the loop from the next iteration on:
+ * left watched, a readable fd would wake the loop for nothing, forever.
+ */
+static void test_the_fd_of_a_source_glib_dropped_is_no_longer_watched(void **state)
+{
+    (void)state;
+    int ran = 0, p[2];
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new();
+    loop_glib *lg = NULL;
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(write(p[1], "x", 1), 1); /* never read: p[0] stays readable */
+    assert_int_equal(loop_glib_attach(loop, ctx, &lg), 0);
+    attach_source(ctx, g_unix_fd_source_new(p[0], G_IO_IN), G_SOURCE_FUNC(count_fd_run), &ran);
+
+    while (ran == 0)
+        assert_int_equal(loop_run_once(loop, -1), 0);
+    assert_int_equal(loop_run_once(loop, 0), 0);
+    assert_int_equal(loop_remove_reader(loop, p[0]), -ENOENT);
+
+    assert_int_equal(loop_glib_detach(lg), 0);
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(ctx);
+    close(p[0]);
+    close(p[1]);
+}
+
 /* loop_free() detaches: the context is let go, and GLib can run it alone. */
 static void test_loop_free_detaches_the_context_and_glib_can_run_it_alone(void **state)
 {
@@ -762,6 +791,7 @@ int main(int argc, char **argv)
         T(test_a_source_attached_from_another_thread_wakes_the_loop_running_glib),
         T(test_detach_from_a_glib_callback_completes_after_the_dispatch),
         T(test_loop_free_detaches_the_context_and_glib_can_run_it_alone),
+        T(test_the_fd_of_a_source_glib_dropped_is_no_longer_watched),
         T(test_an_fd_epoll_refuses_is_polled_by_the_adapter_and_its_source_runs),
         T(test_each_failed_allocation_is_enomem_or_glib_still_runs_every_source),
         T(test_source_new_rejects_null_arguments),
