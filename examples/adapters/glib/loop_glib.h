@@ -370,9 +370,9 @@ static inline gboolean loop_glib__check(GSource *source)
 {
     loop_glib_source *s = (loop_glib_source *)source;
 
-    if (s->loop == NULL)
-        return FALSE;
-    return (g_source_query_unix_fd(source, s->tag) & G_IO_IN) || loop_timeout_ns(s->loop) == 0;
+    /* When loop_fd() is readable, GLib counts the source ready by itself
+     * (an fd added with g_source_add_unix_fd()): only the timers are ours. */
+    return s->loop != NULL && loop_timeout_ns(s->loop) == 0;
 }
 
 static inline gboolean loop_glib__dispatch(GSource *source, GSourceFunc callback, gpointer data)
