@@ -597,6 +597,12 @@ static void test_source_new_rejects_null_arguments(void **state)
     assert_int_equal(loop_free(loop), 0);
 }
 
+static void count_loop_run(loop_t *loop, void *arg)
+{
+    (void)loop;
+    (*(int *)arg)++;
+}
+
 static GSource *attach_loop_source(loop_t *loop, GMainContext *ctx)
 {
     GSource *s = NULL;
@@ -651,6 +657,34 @@ static void never_cb(loop_t *loop, void *arg)
 }
 
 /*
+ * GLib has nothing of its own: one blocking iteration of the context must
+ * sleep until the loop's timer is due (the source's timeout), and run it
+ * in that same iteration (the source's check).
+ */
+static void test_one_blocking_glib_iteration_runs_a_due_loop_timer(void **state)
+{
+    (void)state;
+    int ran = 0;
+    loop_t *loop = new_loop();
+    GMainContext *ctx = g_main_context_new();
+    GSource *s = attach_loop_source(loop, ctx);
+    assert_int_equal(loop_call_later(loop, LOOP_MS(20), count_loop_run, &ran, NULL), 0);
+    /* The first iteration of each: GLib's consumes the wake-up that
+     * attaching the source made. */
+    assert_int_equal(loop_run_once(loop, 0), 0);
+    g_main_context_iteration(ctx, FALSE);
+    assert_int_equal(ran, 0);
+
+    g_main_context_iteration(ctx, TRUE);
+    assert_int_equal(ran, 1);
+
+    g_source_destroy(s);
+    g_source_unref(s);
+    assert_int_equal(loop_free(loop), 0);
+    g_main_context_unref(ctx);
+}
+
+/*
  * Idle: libloop has a timer an hour away and a pipe nobody writes; GLib
  * quits in 300 ms.  GLib must sleep through: the loop runs a handful of
  * iterations, and the process uses little CPU time (see the top).
@@ -688,12 +722,6 @@ static void test_idle_glib_running_the_loop_sleeps_instead_of_spinning(void **st
     g_main_context_unref(ctx);
     close(p[0]);
     close(p[1]);
-}
-
-static void count_loop_run(loop_t *loop, void *arg)
-{
-    (void)loop;
-    (*(int *)arg)++;
 }
 
 /* loop_free() destroys the source; the caller's reference stays valid and
@@ -796,6 +824,7 @@ int main(int argc, char **argv)
         T(test_each_failed_allocation_is_enomem_or_glib_still_runs_every_source),
         T(test_source_new_rejects_null_arguments),
         T(test_glib_and_loop_callbacks_timers_and_fds_all_run_when_glib_runs_the_loop),
+        T(test_one_blocking_glib_iteration_runs_a_due_loop_timer),
         T(test_idle_glib_running_the_loop_sleeps_instead_of_spinning),
         T(test_loop_free_destroys_the_source_and_glib_goes_on),
         T(test_demo_sees_every_event_each_way_round),
