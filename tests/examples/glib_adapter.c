@@ -336,7 +336,7 @@ static void test_each_failed_allocation_is_enomem_or_glib_still_runs_every_sourc
         if (err == 0) {
             /* A new context's wake-up fd is readable: consume it now, so
              * that nothing but the adapter's timer can wake the loop. */
-            while ((err = loop_run_once(loop, 0)) == -ENOMEM)
+            while (loop_run_once(loop, 0) == -ENOMEM)
                 ;
             memset(&r, 0, sizeof(r));
             r.loop = loop;

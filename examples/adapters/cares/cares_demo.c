@@ -96,7 +96,7 @@ int main(int argc, char **argv)
     int optmask = 0, first = 1, fds_before = 0, err;
     const char *server = NULL;
     bool check_fds = false, failed = false;
-    loop_t *loop;
+    loop_t *loop = NULL;
     loop_cares *lc;
 
     memset(&opts, 0, sizeof(opts));
@@ -123,17 +123,25 @@ int main(int argc, char **argv)
     if (n <= 0)
         return usage();
     struct lookup *lookups = calloc((size_t)n, sizeof(*lookups));
-    if (lookups == NULL || ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
+    if (lookups == NULL || ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
+        free(lookups);
         return 1;
+    }
 
     if (check_fds)
         fds_before = count_fds();
     if ((err = loop_new(&loop)) < 0 || (err = loop_cares_new(loop, &opts, optmask, &lc)) < 0) {
         fprintf(stderr, "%s: %s\n", program, loop_strerror(err));
+        loop_free(loop); /* -EINVAL if there is none */
+        free(lookups);
+        ares_library_cleanup();
         return 1;
     }
     if (server && ares_set_servers_ports_csv(loop_cares_channel(lc), server) != ARES_SUCCESS) {
         fprintf(stderr, "%s: bad server %s\n", program, server);
+        loop_free(loop); /* frees the channel too */
+        free(lookups);
+        ares_library_cleanup();
         return 2;
     }
     for (int i = 0; i < n; i++) {

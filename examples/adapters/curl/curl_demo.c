@@ -130,7 +130,7 @@ int main(int argc, char **argv)
     bool check_fds = false, failed = false;
     long timeout_ms = 0;
     int first = 1, fds_before = 0, err;
-    loop_t *loop;
+    loop_t *loop = NULL;
     loop_curl *lc;
 
     for (; first < argc && argv[first][0] == '-'; first++) {
@@ -145,8 +145,10 @@ int main(int argc, char **argv)
     if (n <= 0)
         return usage();
     struct fetch *fetches = calloc((size_t)n, sizeof(*fetches));
-    if (fetches == NULL || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    if (fetches == NULL || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(fetches);
         return 1;
+    }
     for (int i = 0; i < n; i++)
         fetches[i].url = argv[first + i];
 
@@ -154,6 +156,9 @@ int main(int argc, char **argv)
         fds_before = count_fds();
     if ((err = loop_new(&loop)) < 0 || (err = loop_curl_new(loop, &lc)) < 0) {
         fprintf(stderr, "%s: %s\n", program, loop_strerror(err));
+        loop_free(loop); /* -EINVAL if there is none */
+        free(fetches);
+        curl_global_cleanup();
         return 1;
     }
     failed = !start_all(lc, fetches, n, timeout_ms);
