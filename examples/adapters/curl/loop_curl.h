@@ -43,8 +43,9 @@
  *    -1 means "delete the timer" (the adapter cancels it), 0 means "call
  *    curl_multi_socket_action(CURL_SOCKET_TIMEOUT) as soon as possible"
  *    (the adapter runs it at the loop's next iteration, never from inside
- *    libcurl's call).  It is a libloop timer: on a virtual clock, libcurl's
- *    timeouts follow the virtual time.
+ *    libcurl's call).  libcurl reads its own clock: use a loop on the real
+ *    clock, as on a virtual one the timer would fire at once, again and
+ *    again, until real time caught up.
  *  - Liveness.  While a transfer is in progress, loop_run() does not
  *    return; once every transfer is done, the adapter holds nothing in the
  *    loop (connections libcurl keeps for reuse are not watched), so
