@@ -460,24 +460,26 @@ static const struct ares_socket_functions high_sockets = {
 /*
  * Every allocation the adapter and the loop make through the loop's
  * allocator fails in turn: loop_cares_new() is -ENOMEM and changes
- * nothing, or each query ends once, with its address or, when its socket
- * could not be watched, ARES_ECONNREFUSED; loop_run() always returns, and
- * nothing is left allocated or open.
+ * nothing, or each query ends once: with its address (or, from a silent
+ * server, ARES_ETIMEOUT, which needs the adapter's timer), or, when its
+ * socket or the timer could not be had, ARES_ECONNREFUSED.  loop_run()
+ * always returns, and nothing is left allocated or open.
  */
-static void test_each_failed_allocation_is_enomem_or_a_refused_query(void **state)
+static void each_allocation_fails_in_turn(bool silent)
 {
-    (void)state;
     enum { N = 3 };
     struct lookup l[N];
     bool saw_refused = false;
     long at;
     start_dnsmasq();
+    if (silent)
+        assert_int_equal(kill(dns.pid, SIGSTOP), 0);
 
     for (at = 1;; at++) {
         struct counting_alloc a = {0};
         loop_t *loop = new_loop_with((loop_options){.realloc = counting_realloc, .alloc_ctx = &a});
         a.fail_at = a.calls + at; /* the loop's own first allocations are done */
-        loop_cares *lc = new_channel_with(loop, 2000, 1, 0);
+        loop_cares *lc = new_channel_with(loop, silent ? 20 : 2000, 1, 0);
         if (lc != NULL) {
             use_server(lc, dns.port);
             ares_set_socket_functions(loop_cares_channel(lc), &high_sockets, NULL);
@@ -491,6 +493,8 @@ static void test_each_failed_allocation_is_enomem_or_a_refused_query(void **stat
                 assert_int_equal(l[i].dones, 1);
                 if (l[i].status == ARES_ECONNREFUSED)
                     saw_refused = true;
+                else if (silent)
+                    assert_int_equal(l[i].status, ARES_ETIMEOUT);
                 else
                     assert_string_equal(l[i].addr, "10.1.2.3");
             }
@@ -505,6 +509,18 @@ static void test_each_failed_allocation_is_enomem_or_a_refused_query(void **stat
     }
     assert_true(at > 3);
     assert_true(saw_refused); /* a socket that could not be watched was refused */
+}
+
+static void test_each_failed_allocation_is_enomem_or_a_refused_query(void **state)
+{
+    (void)state;
+    each_allocation_fails_in_turn(false);
+}
+
+static void test_each_failed_allocation_with_a_silent_server_still_times_queries_out(void **state)
+{
+    (void)state;
+    each_allocation_fails_in_turn(true);
 }
 
 /* ---- the demo -------------------------------------------------------------- */
@@ -594,6 +610,7 @@ int main(int argc, char **argv)
         T(test_loop_free_ends_pending_queries_and_frees_the_channel),
         T(test_freeing_from_a_query_callback_is_ebusy),
         T(test_each_failed_allocation_is_enomem_or_a_refused_query),
+        T(test_each_failed_allocation_with_a_silent_server_still_times_queries_out),
         T(test_demo_prints_each_name_and_reports_a_missing_one),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
