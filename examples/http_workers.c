@@ -82,6 +82,8 @@ struct worker {
     unsigned long long requests;
     char date[40];
     uint64_t date_at; /* loop_now() when date was made */
+    char hello[RESPONSE_MAX];
+    size_t hello_len;
 };
 
 static struct app {
@@ -148,23 +150,43 @@ static size_t out_room(struct conn *c)
     return OUT_CAP - c->out_len;
 }
 
-/* The Date header's value, made again at most once a second. */
-static const char *http_date(struct worker *wk)
+static int format_response(char *out, size_t room, struct worker *wk, int status,
+                           const char *reason, const char *body, bool keep_alive, bool head)
+{
+    return snprintf(out, room,
+                    "HTTP/1.1 %d %s\r\nServer: libloop\r\nDate: %s\r\nContent-Type: text/plain\r\n"
+                    "Content-Length: %zu\r\nConnection: %s\r\n\r\n%s",
+                    status, reason, wk->date, strlen(body), keep_alive ? "keep-alive" : "close",
+                    head ? "" : body);
+}
+
+/*
+ * The Date header, made again at most once a second, and with it the
+ * response almost every request gets (200, keep-alive, a body), which is
+ * then copied rather than formatted.
+ */
+static void refresh_date(struct worker *wk)
 {
     uint64_t now = loop_now(wk->loop);
-    if (!wk->date[0] || now - wk->date_at >= LOOP_SEC(1)) {
-        time_t t = time(NULL);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(wk->date, sizeof wk->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        wk->date_at = now;
-    }
-    return wk->date;
+    if (wk->date[0] && now - wk->date_at < LOOP_SEC(1))
+        return;
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(wk->date, sizeof wk->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    wk->date_at = now;
+    int n =
+        format_response(wk->hello, sizeof wk->hello, wk, 200, "OK", "Hello, World!\n", true, false);
+    wk->hello_len = n > 0 && (size_t)n < sizeof wk->hello ? (size_t)n : 0;
 }
 
 static void respond(struct conn *c, int status, const struct request *rq)
 {
     const char *reason = "OK", *body = "Hello, World!\n";
+    size_t room = out_room(c);
+    int n;
+
+    refresh_date(c->wk);
     switch (status) {
     case 400:
         reason = "Bad Request", body = "Bad Request\n";
@@ -179,12 +201,13 @@ static void respond(struct conn *c, int status, const struct request *rq)
         reason = "HTTP Version Not Supported", body = "HTTP Version Not Supported\n";
         break;
     }
-    size_t room = out_room(c);
-    int n = snprintf(c->out + c->out_len, room,
-                     "HTTP/1.1 %d %s\r\nServer: libloop\r\nDate: %s\r\nContent-Type: text/plain\r\n"
-                     "Content-Length: %zu\r\nConnection: %s\r\n\r\n%s",
-                     status, reason, http_date(c->wk), strlen(body),
-                     rq->keep_alive ? "keep-alive" : "close", rq->head ? "" : body);
+    if (status == 200 && rq->keep_alive && !rq->head && c->wk->hello_len <= room) {
+        memcpy(c->out + c->out_len, c->wk->hello, c->wk->hello_len);
+        n = (int)c->wk->hello_len;
+    } else {
+        n = format_response(c->out + c->out_len, room, c->wk, status, reason, body, rq->keep_alive,
+                            rq->head);
+    }
     if (n > 0 && (size_t)n < room)
         c->out_len += (size_t)n;
     c->wk->requests++;
