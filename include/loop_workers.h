@@ -80,8 +80,9 @@ typedef struct {
      * EXITED, processes: how the process ended, as waitid() tells it:
      * code CLD_EXITED with status its exit status (0: it drained and
      * ended cleanly; 1: its setup or its loop failed), or CLD_KILLED /
-     * CLD_DUMPED with status the signal.  Threads: code CLD_EXITED,
-     * status 0, or 1 if its loop failed.
+     * CLD_DUMPED with status the signal (both 0 if some other waitpid()
+     * of the program reaped it first).  Threads: code CLD_EXITED, status
+     * 0, or 1 if its loop failed.
      */
     int code, status;
     /*
@@ -143,10 +144,12 @@ typedef struct {
  * buffers before each fork (so nothing buffered is written twice) and
  * forks from the calling thread: call it before starting other threads.
  *
- * In a worker process the supervisor's loop is freed, its fds closed, and
- * SIGTERM and SIGINT are given to the worker's loop; the loops the
- * program made before the start must not be used there: loop_free() them
- * in setup.  A worker process ends with _exit(), after flushing stdio:
+ * In a worker process the supervisor's loop is freed and its fds closed;
+ * the loops the program made before the start must not be used there:
+ * loop_free() them in setup (one that owns SIGTERM or SIGINT must be
+ * freed, or the worker fails with -EBUSY).  After setup, the worker's
+ * loop takes SIGTERM and SIGINT, which stay blocked until then (one that
+ * came meanwhile is delivered then).  A worker process ends with _exit(), after flushing stdio:
  * status 0 when its loop ended cleanly, 1 if its setup or loop failed.
  * The process that calls start must keep SIGCHLD's default disposition
  * (an ignored SIGCHLD reaps children behind the supervisor's back), and
@@ -178,9 +181,9 @@ LOOP_API int loop_workers_post(loop_workers *w, unsigned index, loop_fn *fn, voi
 /*
  * Inside a worker: its index (0 to count - 1) and the number of workers,
  * found from its loop; loop_workers_of() gives the group (NULL if the loop
- * is not a worker's).  Threads mode: from the worker's thread, or any
- * thread while the worker runs.  Returns -EINVAL for NULL, -ENOENT if
- * the loop is not a worker's.
+ * is not a worker's).  From the worker's own thread (its setup, drain,
+ * teardown and callbacks).  Returns -EINVAL for NULL, -ENOENT if the loop
+ * is not a worker's.
  */
 LOOP_API int loop_workers_index(const loop_t *loop);
 LOOP_API int loop_workers_count(const loop_t *loop);

@@ -59,23 +59,31 @@ static void leave_supervisor(loop_workers *w)
     w->ctl = NULL;
 }
 
-static int open_worker_loop(loop_workers *w, struct worker *me, loop_t **loop)
+/*
+ * Take SIGTERM and SIGINT on the worker's loop.  After the setup, which
+ * may first free a loop of the parent's that owns them (loop.h gives each
+ * signal to one loop).  Ignored first, so that once the first has come and
+ * its handler is removed, a second one does not kill the drain; ignoring
+ * a signal discards it if it is pending (blocked since the fork), so such
+ * a one is raised again once the handler is there.
+ */
+static int take_stop_signals(loop_t *loop, struct worker *me)
 {
-    /* Ignored: so that a second SIGTERM, once the first is being
-     * handled and its handler removed, does not kill the drain. */
+    static const int signals[] = {SIGTERM, SIGINT};
     struct sigaction ign;
+    sigset_t pending;
+    int err = 0;
+
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
-    sigaction(SIGTERM, &ign, NULL);
-    sigaction(SIGINT, &ign, NULL);
-
-    int err = loop_new_with(loop, &w->lo);
-    if (!err)
-        err = loop__workers_attach(*loop, me);
-    if (!err)
-        err = loop_add_signal(*loop, SIGTERM, on_stop_signal, me);
-    if (!err)
-        err = loop_add_signal(*loop, SIGINT, on_stop_signal, me);
+    sigpending(&pending);
+    for (int i = 0; i < 2 && !err; i++) {
+        sigaction(signals[i], &ign, NULL);
+        err = loop_add_signal(loop, signals[i], on_stop_signal, me);
+    }
+    for (int i = 0; i < 2 && !err; i++)
+        if (sigismember(&pending, signals[i]))
+            raise(signals[i]); /* pending again, until the mask is restored */
     return err;
 }
 
@@ -89,34 +97,46 @@ static void report(loop_workers *w, struct worker *me, int err)
     while (n < 0 && errno == EINTR);
 }
 
+static void pin(unsigned index)
+{
+    cpu_set_t set;
+
+    loop__workers_cpu(index, &set);
+    if (CPU_COUNT(&set) > 0)
+        (void)sched_setaffinity(0, sizeof set, &set); /* best effort */
+}
+
+/*
+ * The worker process.  SIGTERM and SIGINT stay blocked (as they were
+ * across the fork) until its loop handles them: one sent meanwhile waits.
+ */
 static _Noreturn void child_main(loop_workers *w, struct worker *me, const sigset_t *mask)
 {
     loop_t *loop = NULL;
-    bool ready = false;
+    bool set_up = false;
 
     /* The supervisor's end is the workers' end. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != w->owner)
         _exit(1);
     leave_supervisor(w);
-    if (w->o.pin) {
-        cpu_set_t set;
-        loop__workers_cpu(me->index, &set);
-        if (CPU_COUNT(&set) > 0)
-            (void)sched_setaffinity(0, sizeof set, &set); /* best effort */
-    }
-    int err = open_worker_loop(w, me, &loop);
-    pthread_sigmask(SIG_SETMASK, mask, NULL);
+    if (w->o.pin)
+        pin(me->index);
+    int err = loop_new_with(&loop, &w->lo);
+    if (!err)
+        err = loop__workers_attach(loop, me);
     if (!err) {
         err = w->o.setup(loop, me->index, w->o.arg);
-        ready = !err;
+        set_up = !err;
     }
+    if (!err)
+        err = take_stop_signals(loop, me);
+    pthread_sigmask(SIG_SETMASK, mask, NULL);
     report(w, me, err);
-    if (ready) {
+    if (!err)
         err = loop_run(loop);
-        if (w->o.teardown)
-            w->o.teardown(loop, me->index, w->o.arg);
-    }
+    if (set_up && w->o.teardown)
+        w->o.teardown(loop, me->index, w->o.arg);
     if (loop)
         loop_free(loop);
     close(w->ready_pipe[1]);

@@ -8,6 +8,8 @@
  */
 #include "workers_testing.h"
 
+#include "watchdog.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -20,16 +22,18 @@ struct run {
     loop_workers *w;
     loop_workers_event ev[MAX_EVENTS];
     int nev;
-    int ready;            /* READY events so far */
-    int stop_after_ready; /* loop_workers_stop() once this many READY (0: never) */
-    int kill_at_ready;    /* SIGKILL the worker of this READY event (1-based; 0: none) */
-    int stop_after_exits; /* loop_workers_stop() at this EXITED event (0: never) */
-    int sigterm_at_ready; /* raise SIGTERM in the parent at this READY (0: none) */
-    int fail_when_ready;  /* setups fail with -EIO once this many READY were seen */
-    bool die_after_ready; /* each worker _exit(3)s right after its setup */
-    bool endless_drain;   /* drain leaves a repeating timer behind */
-    bool die_in_setup;    /* setup _exit(7)s before it returns */
-    int busy_port;        /* setup of worker 1 listens on it (0: no) */
+    int ready;             /* READY events so far */
+    int stop_after_ready;  /* loop_workers_stop() once this many READY (0: never) */
+    int kill_at_ready;     /* SIGKILL the worker of this READY event (1-based; 0: none) */
+    int stop_after_exits;  /* loop_workers_stop() at this EXITED event (0: never) */
+    int sigterm_at_ready;  /* raise SIGTERM in the parent at this READY (0: none) */
+    int fail_when_ready;   /* setups fail with -EIO once this many READY were seen */
+    bool die_after_ready;  /* each worker _exit(3)s right after its setup */
+    bool endless_drain;    /* drain leaves a repeating timer behind */
+    bool die_in_setup;     /* setup _exit(7)s before it returns */
+    int busy_port;         /* setup of worker 1 listens on it (0: no) */
+    bool sigterm_in_setup; /* the first worker process raises SIGTERM in its setup */
+    loop_t *parents_loop;  /* a loop of the parent's that setup frees (NULL: none) */
 };
 
 static void run_event(loop_workers *w, const loop_workers_event *e, void *arg)
@@ -70,6 +74,10 @@ static int run_setup(loop_t *loop, unsigned index, void *arg)
 
     if (r->die_in_setup)
         _exit(7);
+    if (r->parents_loop)
+        assert_int_equal(loop_free(r->parents_loop), 0);
+    if (r->sigterm_in_setup && r->ready == 0)
+        kill(getpid(), SIGTERM); /* as if the supervisor stopped it now */
     if (r->fail_when_ready && r->ready >= r->fail_when_ready)
         return -EIO; /* r->ready is the parent's, as it was at the fork */
     if (r->busy_port && index == 1) {
@@ -310,6 +318,49 @@ static void test_a_restarted_worker_whose_setup_fails_stops_them_all_with_its_er
     wlog_close(&r.log);
 }
 
+static void test_a_sigterm_that_comes_during_the_setup_drains_the_worker_once_it_runs(void **state)
+{
+    (void)state;
+    struct run r;
+    loop_workers_options o = run_options(&r);
+
+    o.count = 1;
+    r.sigterm_in_setup = true;
+    r.stop_after_ready = 2; /* the one started after the first drained */
+    o.restart_reset_ns = 1;
+    watchdog_start("a worker that got SIGTERM during its setup to drain", 60);
+    assert_int_equal(start_and_wait(&r, &o), 0);
+    watchdog_stop();
+    assert_int_equal(r.ev[1].kind, LOOP_WORKERS_EXITED);
+    assert_int_equal(r.ev[1].code, CLD_EXITED); /* drained, not killed by the signal */
+    assert_int_equal(r.ev[1].status, 0);
+    assert_int_equal(wlog_count(&r.log, "drain 0"), 2);
+    assert_int_equal(wlog_count(&r.log, "teardown 0"), 2);
+    wlog_close(&r.log);
+}
+
+static void test_a_parents_loop_owning_sigterm_is_ebusy_unless_setup_frees_it(void **state)
+{
+    (void)state;
+    struct run r;
+    loop_workers_options o = run_options(&r);
+    loop_t *mine = new_real_loop();
+
+    assert_int_equal(loop_add_signal(mine, SIGTERM, nop_cb, NULL), 0);
+    assert_int_equal(loop_workers_start(&r.w, &o), -EBUSY);
+    assert_no_child_left();
+    assert_int_equal(wlog_count(&r.log, "teardown 0") + wlog_count(&r.log, "teardown 1"), N);
+
+    r.w = NULL;
+    r.parents_loop = mine;
+    r.stop_after_ready = N;
+    assert_int_equal(start_and_wait(&r, &o), 0);
+    assert_int_equal(wlog_count(&r.log, "drain 0"), 1);
+    assert_int_equal(wlog_count(&r.log, "drain 1"), 1);
+    assert_int_equal(loop_free(mine), 0);
+    wlog_close(&r.log);
+}
+
 static void test_post_is_eopnotsupp_in_processes_mode(void **state)
 {
     (void)state;
@@ -334,6 +385,8 @@ int main(void)
         cmocka_unit_test(test_a_setup_that_fails_in_a_child_fails_the_start_with_its_error),
         cmocka_unit_test(test_a_child_that_dies_before_it_reports_fails_the_start_with_echild),
         cmocka_unit_test(test_a_restarted_worker_whose_setup_fails_stops_them_all_with_its_error),
+        cmocka_unit_test(test_a_sigterm_that_comes_during_the_setup_drains_the_worker_once_it_runs),
+        cmocka_unit_test(test_a_parents_loop_owning_sigterm_is_ebusy_unless_setup_frees_it),
         cmocka_unit_test(test_post_is_eopnotsupp_in_processes_mode),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
