@@ -89,6 +89,7 @@ static void *worker_main(void *arg)
     loop_workers *w = wk->w;
     loop_t *loop = wk->loop;
 
+    loop__workers_here = w;
     if (w->o.pin)
         pin(wk->index);
     int err = w->o.setup(loop, wk->index, w->o.arg);

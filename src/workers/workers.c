@@ -312,15 +312,8 @@ int loop_workers_start(loop_workers **out, const loop_workers_options *opts)
     return 0;
 }
 
-static bool on_worker_thread(const loop_workers *w)
-{
-    if (w->o.mode != LOOP_WORKERS_THREADS || !w->v)
-        return false;
-    for (unsigned i = 0; i < w->o.count; i++)
-        if (w->v[i].has_thread && pthread_equal(w->v[i].thread, pthread_self()))
-            return true;
-    return false;
-}
+/* The group whose worker runs on this thread, if any (set by threads.c). */
+_Thread_local const loop_workers *loop__workers_here;
 
 int loop_workers_wait(loop_workers *w)
 {
@@ -328,7 +321,7 @@ int loop_workers_wait(loop_workers *w)
         return -EINVAL;
     if (w->owner != getpid())
         return -EPERM;
-    if (w->running_ctl || on_worker_thread(w))
+    if (loop__workers_here == w || w->running_ctl)
         return -EBUSY;
     if (!w->waited) {
         run_ctl(w);
@@ -356,7 +349,7 @@ int loop_workers_free(loop_workers *w)
         return 0;
     if (w->owner != getpid())
         return -EPERM;
-    if (w->running_ctl || on_worker_thread(w))
+    if (loop__workers_here == w || w->running_ctl)
         return -EBUSY;
     if (!w->waited) {
         loop_workers_stop(w);

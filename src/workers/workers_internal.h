@@ -80,6 +80,7 @@ struct loop_workers {
 };
 
 /* workers.c */
+extern _Thread_local const loop_workers *loop__workers_here; /* this thread is its worker */
 void *loop__workers_mem(loop_workers *w, void *ptr, size_t size);
 void loop__workers_notify(loop_workers *w);
 void loop__workers_event(loop_workers *w, loop_workers_event_kind kind, struct worker *wk, int code,

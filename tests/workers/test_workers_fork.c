@@ -390,5 +390,5 @@ int main(void)
         cmocka_unit_test(test_post_is_eopnotsupp_in_processes_mode),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
-    return cmocka_run_group_tests(tests, snapshot_fds, NULL);
+    return cmocka_run_group_tests(tests, workers_suite_setup, NULL);
 }

@@ -180,5 +180,5 @@ int main(void)
         cmocka_unit_test(test_each_failed_allocation_is_enomem_and_leaves_nothing),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
-    return cmocka_run_group_tests(tests, snapshot_fds, NULL);
+    return cmocka_run_group_tests(tests, workers_suite_setup, NULL);
 }

@@ -39,7 +39,7 @@ static inline void *locked_realloc(void *ctx, void *ptr, size_t size)
     return p;
 }
 
-/* How many threads this process has now. */
+/* How many threads this process has now (sanitizers may run their own). */
 static inline int count_threads(void)
 {
     DIR *d = opendir("/proc/self/task");
@@ -51,6 +51,34 @@ static inline int count_threads(void)
             n++;
     closedir(d);
     return n;
+}
+
+/* The threads the suite began with: the main one, and any of a sanitizer's. */
+static int base_threads;
+
+/* Threads beyond those the suite began with. */
+static inline int extra_threads(void)
+{
+    return count_threads() - base_threads;
+}
+
+static inline void *no_work(void *arg)
+{
+    return arg;
+}
+
+/*
+ * The group setup of a workers suite: its threads and fds at the start.
+ * ThreadSanitizer starts a thread of its own with the first other thread:
+ * one made and joined first lets it start before the count.
+ */
+static inline int workers_suite_setup(void **state)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, no_work, NULL) != 0 || pthread_join(t, NULL) != 0)
+        return -1;
+    base_threads = count_threads();
+    return snapshot_fds(state);
 }
 
 /* No child of this process is left, running or zombie. */
