@@ -10,6 +10,12 @@
  * delay that doubles with each early death in a row.  The stop is SIGTERM
  * to each worker through its pidfd, then SIGKILL at the deadline.
  *
+ * Where pidfd_open() is missing (Linux before 5.3, or valgrind 3.19, which
+ * does not know the call), each worker holds the write end of a pipe of
+ * its own, which the kernel closes when it exits: the supervisor watches
+ * the read end instead of a pidfd and reaps with waitpid(), trying again
+ * shortly when the end of file comes a moment before the exit is done.
+ *
  * Forks happen outside the supervisor loop's callbacks (a restart timer
  * only marks the worker and stops the loop; run_ctl() forks when it
  * returns), so that the child can free its copy of that loop.  SIGTERM and
@@ -110,7 +116,8 @@ static void pin(unsigned index)
  * The worker process.  SIGTERM and SIGINT stay blocked (as they were
  * across the fork) until its loop handles them: one sent meanwhile waits.
  */
-static _Noreturn void child_main(loop_workers *w, struct worker *me, const sigset_t *mask)
+static _Noreturn void child_main(loop_workers *w, struct worker *me, const sigset_t *mask,
+                                 const int life[2])
 {
     loop_t *loop = NULL;
     bool set_up = false;
@@ -120,6 +127,8 @@ static _Noreturn void child_main(loop_workers *w, struct worker *me, const sigse
     if (getppid() != w->owner)
         _exit(1);
     leave_supervisor(w);
+    if (life[0] >= 0)
+        close(life[0]); /* life[1] stays open until the exit: the supervisor sees that */
     if (w->o.pin)
         pin(me->index);
     int err = loop_new_with(&loop, &w->lo);
@@ -131,7 +140,8 @@ static _Noreturn void child_main(loop_workers *w, struct worker *me, const sigse
     }
     if (!err)
         err = take_stop_signals(loop, me);
-    pthread_sigmask(SIG_SETMASK, mask, NULL);
+    if (!err) /* a worker that failed ends as it says, not by a pending SIGTERM */
+        pthread_sigmask(SIG_SETMASK, mask, NULL);
     report(w, me, err);
     if (!err)
         err = loop_run(loop);
@@ -155,10 +165,10 @@ static int pidfd_open_(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-static void send_signal(struct worker *wk, int signo)
+static void send_signal(loop_workers *w, struct worker *wk, int signo)
 {
-    if (syscall(SYS_pidfd_send_signal, wk->pidfd, signo, NULL, 0) != 0 && errno == ENOSYS)
-        kill(wk->pid, signo);
+    if (w->no_pidfd || syscall(SYS_pidfd_send_signal, wk->pidfd, signo, NULL, 0) != 0)
+        kill(wk->pid, signo); /* not reaped yet: the pid is still this child's */
 }
 
 /* A child that cannot be watched is not kept. */
@@ -169,29 +179,49 @@ static void kill_and_reap(pid_t pid)
         ;
 }
 
-static int spawn(loop_workers *w, struct worker *wk)
+/* Fork worker wk; its fd to watch is a pidfd, or the read end of life. */
+static int fork_worker(loop_workers *w, struct worker *wk, pid_t *pid, int *fd)
 {
+    int life[2] = {-1, -1};
     sigset_t block, old;
 
-    wk->gen++;
-    wk->ready = wk->setup_failed = false;
-    wk->err = 0;
+    if (w->no_pidfd && pipe2(life, O_CLOEXEC) < 0)
+        return -errno;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     fflush(NULL); /* what is buffered now would be written by every child too */
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    pid_t pid = fork();
-    if (pid == 0)
-        child_main(w, wk, &old);
-    int err = pid < 0 ? -errno : 0;
+    *pid = fork();
+    if (*pid == 0)
+        child_main(w, wk, &old, life);
+    int err = *pid < 0 ? -errno : 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (err)
-        return err;
-    int fd = pidfd_open_(pid);
-    err = fd < 0 ? -errno : loop_add_reader(w->ctl, fd, on_child_exit, wk);
+    if (life[1] >= 0)
+        close(life[1]);
     if (err) {
-        kill_and_reap(pid);
+        if (life[0] >= 0)
+            close(life[0]);
+        return err;
+    }
+    *fd = w->no_pidfd ? life[0] : pidfd_open_(*pid);
+    return *fd < 0 ? -errno : 0;
+}
+
+static int spawn(loop_workers *w, struct worker *wk)
+{
+    pid_t pid = -1;
+    int fd = -1;
+
+    wk->gen++;
+    wk->ready = wk->setup_failed = false;
+    wk->err = 0;
+    int err = fork_worker(w, wk, &pid, &fd);
+    if (!err)
+        err = loop_add_reader(w->ctl, fd, on_child_exit, wk);
+    if (err) {
+        if (pid > 0)
+            kill_and_reap(pid);
         if (fd >= 0)
             close(fd);
         wk->gen++; /* its report, if it sent one, is stale */
@@ -302,6 +332,38 @@ static void child_ended(loop_workers *w, struct worker *wk, int code, int status
     wk->pid = 0;
 }
 
+static void child_reaped(loop_workers *w, struct worker *wk, int code, int status)
+{
+    w->live--;
+    take_reports(w); /* what it said before it ended comes first */
+    child_ended(w, wk, code, status);
+    loop__workers_check(w);
+}
+
+/* Without pidfds: reap wk's child, whose end of the life pipe closed. */
+static void reap_by_pid(loop_t *ctl, void *arg)
+{
+    struct worker *wk = arg;
+    int status;
+
+    pid_t r = waitpid(wk->pid, &status, WNOHANG);
+    if (r == 0) { /* exiting, not yet a zombie: look again soon */
+        wk->reap_delay = wk->reap_delay ? 2 * wk->reap_delay : LOOP_MS(1);
+        if (wk->reap_delay > LOOP_MS(100))
+            wk->reap_delay = LOOP_MS(100);
+        if (loop_call_later(ctl, wk->reap_delay, reap_by_pid, wk, NULL) == 0)
+            return;
+        r = waitpid(wk->pid, &status, 0); /* no memory for a timer: wait here */
+    }
+    wk->reap_delay = 0;
+    if (r < 0) /* reaped by someone else: how it ended is lost */
+        child_reaped(wk->w, wk, 0, 0);
+    else if (WIFEXITED(status))
+        child_reaped(wk->w, wk, CLD_EXITED, WEXITSTATUS(status));
+    else
+        child_reaped(wk->w, wk, WCOREDUMP(status) ? CLD_DUMPED : CLD_KILLED, WTERMSIG(status));
+}
+
 static void on_child_exit(loop_t *ctl, int fd, unsigned events, void *arg)
 {
     struct worker *wk = arg;
@@ -310,20 +372,20 @@ static void on_child_exit(loop_t *ctl, int fd, unsigned events, void *arg)
 
     (void)events;
     memset(&si, 0, sizeof si);
-    if (waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) < 0) {
+    if (!w->no_pidfd && waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) < 0) {
         if (errno == EINTR)
             return;          /* level-triggered: called again */
         si.si_pid = wk->pid; /* reaped by someone else: how it ended is lost */
     }
-    if (si.si_pid == 0)
+    if (!w->no_pidfd && si.si_pid == 0)
         return;
     loop_remove_reader(ctl, fd);
     close(fd);
     wk->pidfd = -1;
-    w->live--;
-    take_reports(w); /* what it said before it ended comes first */
-    child_ended(w, wk, si.si_code, si.si_status);
-    loop__workers_check(w);
+    if (w->no_pidfd)
+        reap_by_pid(ctl, wk);
+    else
+        child_reaped(w, wk, si.si_code, si.si_status);
 }
 
 int loop__workers_procs_start(loop_workers *w)
@@ -331,6 +393,10 @@ int loop__workers_procs_start(loop_workers *w)
     unsigned i = 0;
     int err = 0;
 
+    int probe = pidfd_open_(getpid());
+    if (probe >= 0)
+        close(probe);
+    w->no_pidfd = probe < 0 && errno == ENOSYS;
     if (pipe2(w->ready_pipe, O_CLOEXEC) < 0)
         err = -errno;
     else if (fcntl(w->ready_pipe[0], F_SETFL, O_NONBLOCK) < 0)
@@ -371,7 +437,7 @@ void loop__workers_procs_stop(loop_workers *w)
         wk->restart = (loop_handle){0};
         wk->spawn_due = false;
         if (wk->pid)
-            send_signal(wk, SIGTERM);
+            send_signal(w, wk, SIGTERM);
     }
 }
 
@@ -379,7 +445,7 @@ void loop__workers_procs_force(loop_workers *w)
 {
     for (unsigned i = 0; i < w->o.count; i++)
         if (w->v[i].pid)
-            send_signal(&w->v[i], SIGKILL);
+            send_signal(w, &w->v[i], SIGKILL);
 }
 
 void loop__workers_procs_release(loop_workers *w)

@@ -47,12 +47,13 @@ struct worker {
     int state;            /* atomic: W_* */
 
     /* processes */
-    pid_t pid; /* 0: no process now */
-    int pidfd;
-    unsigned gen;     /* which start of this worker: reports of older ones are ignored */
-    bool ready;       /* this process reported its setup done */
-    uint64_t started; /* loop_now(ctl) when forked */
-    unsigned fails;   /* deaths in a row that came too soon */
+    pid_t pid;           /* 0: no process now */
+    int pidfd;           /* what tells its end: a pidfd, or the read end of its life pipe */
+    uint64_t reap_delay; /* no pidfds: the wait before the next waitpid() */
+    unsigned gen;        /* which start of this worker: reports of older ones are ignored */
+    bool ready;          /* this process reported its setup done */
+    uint64_t started;    /* loop_now(ctl) when forked */
+    unsigned fails;      /* deaths in a row that came too soon */
     loop_handle restart;
     bool spawn_due; /* its restart timer fired: fork it once the loop returns */
 };
@@ -76,6 +77,7 @@ struct loop_workers {
     unsigned nreported; /* workers the start heard from */
     loop_handle deadline;
     int ready_pipe[2]; /* processes: worker -> supervisor reports */
+    bool no_pidfd;     /* pidfd_open() is missing: life pipes and waitpid() */
     struct worker *v;
 };
 

@@ -17,6 +17,8 @@
 #define N 2
 #define MAX_EVENTS 32
 
+/* What a test runs and sees; 9 KB, so kept in static storage: valgrind
+ * cannot grow the main stack while it delivers a signal. */
 struct run {
     struct wlog log;
     loop_workers *w;
@@ -150,7 +152,7 @@ static int count_events(const struct run *r, loop_workers_event_kind kind)
 static void test_each_setup_runs_in_a_child_and_a_stop_drains_each_then_tears_down(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
     char line[128];
 
@@ -181,7 +183,7 @@ static void test_each_setup_runs_in_a_child_and_a_stop_drains_each_then_tears_do
 static void test_a_killed_worker_is_restarted_with_a_new_pid(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
 
     r.kill_at_ready = N;        /* the last one to be ready */
@@ -206,7 +208,7 @@ static void test_a_killed_worker_is_restarted_with_a_new_pid(void **state)
 static void test_early_deaths_in_a_row_wait_twice_as_long_each_time_up_to_the_cap(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
 
     o.count = 1;
@@ -234,7 +236,7 @@ static void test_early_deaths_in_a_row_wait_twice_as_long_each_time_up_to_the_ca
 static void test_sigterm_to_the_supervisor_stops_the_workers_gracefully(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
 
     o.stop_on_signals = true;
@@ -252,7 +254,7 @@ static void test_sigterm_to_the_supervisor_stops_the_workers_gracefully(void **s
 static void test_a_drain_past_the_deadline_is_killed_and_wait_says_etimedout(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
 
     r.endless_drain = true;
@@ -273,7 +275,7 @@ static void test_a_drain_past_the_deadline_is_killed_and_wait_says_etimedout(voi
 static void test_a_setup_that_fails_in_a_child_fails_the_start_with_its_error(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
@@ -295,7 +297,7 @@ static void test_a_setup_that_fails_in_a_child_fails_the_start_with_its_error(vo
 static void test_a_child_that_dies_before_it_reports_fails_the_start_with_echild(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
 
     r.die_in_setup = true;
@@ -308,7 +310,7 @@ static void test_a_child_that_dies_before_it_reports_fails_the_start_with_echild
 static void test_a_restarted_worker_whose_setup_fails_stops_them_all_with_its_error(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
 
     r.kill_at_ready = N;
@@ -321,7 +323,7 @@ static void test_a_restarted_worker_whose_setup_fails_stops_them_all_with_its_er
 static void test_a_sigterm_that_comes_during_the_setup_drains_the_worker_once_it_runs(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
 
     o.count = 1;
@@ -342,7 +344,7 @@ static void test_a_sigterm_that_comes_during_the_setup_drains_the_worker_once_it
 static void test_a_parents_loop_owning_sigterm_is_ebusy_unless_setup_frees_it(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
     loop_t *mine = new_real_loop();
 
@@ -364,7 +366,7 @@ static void test_a_parents_loop_owning_sigterm_is_ebusy_unless_setup_frees_it(vo
 static void test_post_is_eopnotsupp_in_processes_mode(void **state)
 {
     (void)state;
-    struct run r;
+    static struct run r;
     loop_workers_options o = run_options(&r);
 
     assert_int_equal(loop_workers_start(&r.w, &o), 0);
@@ -390,5 +392,5 @@ int main(void)
         cmocka_unit_test(test_post_is_eopnotsupp_in_processes_mode),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
-    return cmocka_run_group_tests(tests, workers_suite_setup, NULL);
+    return cmocka_run_group_tests(tests, snapshot_fds, NULL);
 }

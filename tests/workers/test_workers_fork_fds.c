@@ -2,13 +2,15 @@
  * Processes mode, what a worker process holds and what failures leave:
  * a worker sees none of the supervisor's fds (its loop, its eventfd, the
  * other workers' pidfds, the read end of the report pipe), only its own
- * loop's and the write end of that pipe; it is pinned when asked; and
+ * loop's, the write end of that pipe (and its life pipe's, without
+ * pidfds); it is pinned when asked; and
  * every allocation of a start and stop failed in turn is -ENOMEM, with no
  * memory, fd or child left.
  */
 #include "workers_testing.h"
 
 #include <sched.h>
+#include <sys/syscall.h>
 
 #define N 2
 
@@ -74,7 +76,7 @@ static void stop_when_ready(loop_workers *w, const loop_workers_event *e, void *
 static void test_a_worker_process_holds_none_of_the_supervisors_fds(void **state)
 {
     (void)state;
-    struct run r = {0};
+    static struct run r;
     loop_workers_options o = {.mode = LOOP_WORKERS_PROCESSES,
                               .count = N,
                               .setup = report_fds,
@@ -84,6 +86,11 @@ static void test_a_worker_process_holds_none_of_the_supervisors_fds(void **state
                               .arg = &r};
     loop_workers *w = NULL;
 
+    /* Where pidfd_open() is missing (valgrind), a worker holds a pipe more. */
+    int probe = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    bool pidfds = probe >= 0;
+    if (pidfds)
+        close(probe);
     wlog_open(&r.log);
     fdlist_take(&before_start); /* the log's pipe is the program's, from before */
     assert_int_equal(loop_workers_start(&w, &o), 0);
@@ -108,7 +115,7 @@ static void test_a_worker_process_holds_none_of_the_supervisors_fds(void **state
         assert_int_equal(k.eventfd, 1);
         assert_true(k.timerfd <= 1);
         assert_int_equal(k.pidfd, 0);
-        assert_int_equal(k.pipe, 1);
+        assert_int_equal(k.pipe, pidfds ? 1 : 2); /* without pidfds, its life pipe too */
         assert_int_equal(k.other, 0);
         assert_int_equal(cpus, 1); /* pinned */
     }
@@ -180,5 +187,5 @@ int main(void)
         cmocka_unit_test(test_each_failed_allocation_is_enomem_and_leaves_nothing),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
-    return cmocka_run_group_tests(tests, workers_suite_setup, NULL);
+    return cmocka_run_group_tests(tests, snapshot_fds, NULL);
 }

@@ -495,5 +495,5 @@ int main(void)
         cmocka_unit_test(test_pin_puts_each_worker_thread_on_one_cpu_in_turn),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
-    return cmocka_run_group_tests(tests, workers_suite_setup, NULL);
+    return cmocka_run_group_tests(tests, threads_suite_setup, NULL);
 }

@@ -237,5 +237,5 @@ int main(void)
         cmocka_unit_test(test_each_worker_accepts_on_its_own_listener_and_the_kernel_spreads_them),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
-    return cmocka_run_group_tests(tests, workers_suite_setup, NULL);
+    return cmocka_run_group_tests(tests, threads_suite_setup, NULL);
 }

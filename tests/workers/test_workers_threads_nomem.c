@@ -179,5 +179,5 @@ int main(void)
         cmocka_unit_test(test_posts_racing_with_the_end_run_once_or_are_refused),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
-    return cmocka_run_group_tests(tests, workers_suite_setup, NULL);
+    return cmocka_run_group_tests(tests, threads_suite_setup, NULL);
 }

@@ -141,5 +141,5 @@ int main(void)
         cmocka_unit_test(test_stop_on_signals_is_ebusy_while_another_loop_owns_sigterm),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
-    return cmocka_run_group_tests(tests, workers_suite_setup, NULL);
+    return cmocka_run_group_tests(tests, threads_suite_setup, NULL);
 }

@@ -68,11 +68,11 @@ static inline void *no_work(void *arg)
 }
 
 /*
- * The group setup of a workers suite: its threads and fds at the start.
+ * The group setup of a threads suite: its threads and fds at the start.
  * ThreadSanitizer starts a thread of its own with the first other thread:
  * one made and joined first lets it start before the count.
  */
-static inline int workers_suite_setup(void **state)
+static inline int threads_suite_setup(void **state)
 {
     pthread_t t;
     if (pthread_create(&t, NULL, no_work, NULL) != 0 || pthread_join(t, NULL) != 0)
