@@ -3,7 +3,8 @@
  * valgrind 3.19): a seccomp filter makes pidfd_open and pidfd_send_signal
  * fail with ENOSYS in a child of the test, which then runs workers there.
  * The supervisor must still see a worker die, restart it, stop the others
- * gracefully and reap every one, through its pipes and waitpid().  The
+ * gracefully and reap every one, through its pipes and waitpid(), even
+ * one whose end of file comes well before its exit.  The
  * scenario runs in that child (no cmocka there); the test checks what it
  * reported and its exit status.
  */
@@ -127,10 +128,105 @@ static void test_without_pidfds_workers_are_still_restarted_stopped_and_reaped(v
     wlog_close(&log);
 }
 
+/* ---- a worker that closes its end before it exits ------------------------------ */
+
+static struct wlog *keep; /* the one pipe a worker process keeps */
+
+static void exit_5(loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    _exit(5);
+}
+
+/* After its report: close every pipe but the log, then live on a while. */
+static void close_pipes(loop_t *loop, void *arg)
+{
+    (void)arg;
+    for (int fd = 3; fd < 1024; fd++) {
+        char path[64], target[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n > 5 && strncmp(target, "pipe:", 5) == 0 && fd != keep->fd[1])
+            close(fd);
+    }
+    loop_call_later(loop, LOOP_MS(50), exit_5, NULL, NULL);
+}
+
+static int closing_setup(loop_t *loop, unsigned index, void *arg)
+{
+    (void)index;
+    (void)arg;
+    return loop_call_soon(loop, close_pipes, NULL, NULL);
+}
+
+struct early {
+    int code, status, exits;
+};
+
+static void stop_at_first_exit(loop_workers *w, const loop_workers_event *e, void *arg)
+{
+    struct early *s = arg;
+    if (e->kind == LOOP_WORKERS_EXITED && s->exits++ == 0) {
+        s->code = e->code;
+        s->status = e->status;
+        loop_workers_stop(w);
+    }
+}
+
+static int run_closing_worker(void)
+{
+    struct early s = {0};
+    loop_workers_options o = {.mode = LOOP_WORKERS_PROCESSES,
+                              .count = 1,
+                              .setup = closing_setup,
+                              .on_event = stop_at_first_exit,
+                              .arg = &s};
+    loop_workers *w = NULL;
+
+    if (!without_pidfds())
+        return 2;
+    if (loop_workers_start(&w, &o) != 0 || loop_workers_wait(w) != 0 || loop_workers_free(w) != 0)
+        return 3;
+    if (s.code != CLD_EXITED || s.status != 5)
+        return 4; /* the end of file came before the exit: it was reaped too soon */
+    errno = 0;
+    if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
+        return 5;
+    return 0;
+}
+
+static void
+test_without_pidfds_a_worker_that_closes_its_pipe_early_is_reaped_when_it_ends(void **state)
+{
+    (void)state;
+    static struct wlog log;
+    int status;
+
+    wlog_open(&log);
+    keep = &log;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(run_closing_worker());
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    wlog_close(&log);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 2) {
+        skip(); /* no seccomp here */
+        return;
+    }
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_no_child_left();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_without_pidfds_workers_are_still_restarted_stopped_and_reaped),
+        cmocka_unit_test(
+            test_without_pidfds_a_worker_that_closes_its_pipe_early_is_reaped_when_it_ends),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
     return cmocka_run_group_tests(tests, snapshot_fds, NULL);
