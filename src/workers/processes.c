@@ -397,9 +397,8 @@ int loop__workers_procs_start(loop_workers *w)
     if (probe >= 0)
         close(probe);
     w->no_pidfd = probe < 0 && errno == ENOSYS;
-    if (pipe2(w->ready_pipe, O_CLOEXEC) < 0)
-        err = -errno;
-    else if (fcntl(w->ready_pipe[0], F_SETFL, O_NONBLOCK) < 0)
+    /* Only the supervisor's end is non-blocking: a report is never lost. */
+    if (pipe2(w->ready_pipe, O_CLOEXEC) < 0 || fcntl(w->ready_pipe[0], F_SETFL, O_NONBLOCK) < 0)
         err = -errno;
     else
         err = loop_add_reader(w->ctl, w->ready_pipe[0], on_reports, w);
