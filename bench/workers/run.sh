@@ -67,8 +67,8 @@ free_port() {
 
 # wait_http PORT: until the server answers (10 s at most).
 wait_http() {
-    local i
-    for i in $(seq 100); do
+    local _
+    for _ in $(seq 100); do
         if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/"; then
             return 0
         fi
@@ -154,6 +154,7 @@ measure() {
 for run in $(seq "$runs"); do
     for n in $counts; do
         # Rotate the order each run, so that no column always goes first.
+        # shellcheck disable=SC2086 # a list of words, split on purpose
         set -- $columns
         for _ in $(seq $(((run - 1) % $#))); do
             set -- "${@:2}" "$1"

@@ -16,6 +16,7 @@ fi
 log=$(mktemp)
 got=$(mktemp)
 pid=
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
     [ -n "$pid" ] && kill -KILL "$pid" 2> /dev/null
     rm -f "$log" "$got"
@@ -35,8 +36,8 @@ if [ -z "$port" ]; then
     exit 1
 fi
 url=http://127.0.0.1:$port
-workers=$(sed -n 's|^worker [0-9]* pid \([0-9]*\) ready$|\1|p' "$log")
-echo "server pid $pid on port $port ($mode; worker pids: $(echo $workers))"
+workers=$(sed -n 's|^worker [0-9]* pid \([0-9]*\) ready$|\1|p' "$log" | tr '\n' ' ')
+echo "server pid $pid on port $port ($mode; worker pids: $workers)"
 status=0
 
 # check NAME EXPECTED CURL-ARGS...: run curl, compare its output (Date
