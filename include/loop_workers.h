@@ -8,8 +8,10 @@
  *    each.  Other threads may post work to a given worker's loop.
  *  - processes (LOOP_WORKERS_PROCESSES): nginx's model.  N forked worker
  *    processes, one loop each, supervised by the process that started
- *    them: a worker that dies is started again (with a back-off, so that
- *    a worker that dies at once cannot turn into a fork bomb).
+ *    them through pidfds (no SIGCHLD handler; a pipe per worker where
+ *    pidfd_open() is missing): a worker that dies is started again (with
+ *    a back-off, so that a worker that dies at once cannot turn into a
+ *    fork bomb).
  *
  * Each worker runs the user's setup(loop, index, arg) on its own loop
  * first (on its thread, in its process), where it typically opens its
@@ -37,8 +39,8 @@
  * workers' supervisor takes SIGTERM and SIGINT: a small loop of its own,
  * run by the thread that calls loop_workers_start() and loop_workers_wait()
  * (the main thread, typically), waits for them and then stops the workers.
- * Worker threads are started with both signals blocked, so that they never
- * see EINTR for them.  A program whose main loop already owns these
+ * Worker threads are then started with both signals blocked, so that they
+ * never see EINTR for them.  A program whose main loop already owns these
  * signals leaves stop_on_signals false and calls loop_workers_stop() from
  * its own handler.  Worker processes always stop gracefully on SIGTERM and
  * SIGINT (the supervisor sends SIGTERM; Ctrl-C in a terminal sends SIGINT
@@ -149,8 +151,9 @@ typedef struct {
  * loop_free() them in setup (one that owns SIGTERM or SIGINT must be
  * freed, or the worker fails with -EBUSY).  After setup, the worker's
  * loop takes SIGTERM and SIGINT, which stay blocked until then (one that
- * came meanwhile is delivered then).  A worker process ends with _exit(), after flushing stdio:
- * status 0 when its loop ended cleanly, 1 if its setup or loop failed.
+ * came meanwhile is delivered then).  A worker process ends with _exit(),
+ * after flushing stdio: status 0 when its loop ended cleanly, 1 if its
+ * setup or loop failed.
  * The process that calls start must keep SIGCHLD's default disposition
  * (an ignored SIGCHLD reaps children behind the supervisor's back), and
  * should call loop_workers_wait() from the same thread (a worker process
@@ -161,8 +164,9 @@ typedef struct {
  * stop_on_signals is set and another loop owns SIGTERM or SIGINT; -ENOMEM;
  * an error of making a thread, an eventfd, a pipe or a process (-EAGAIN,
  * -EMFILE, ...); the error a setup returned (the lowest index's, if
- * several failed); or -ECHILD if a worker process died before its setup
- * reported.  On failure every worker already started has been stopped
+ * several failed; -EBUSY from a worker process whose SIGTERM or SIGINT is
+ * still owned by a loop made before the start); or -ECHILD if a worker
+ * process died before its setup reported.  On failure every worker already started has been stopped
  * (drained and torn down) and waited for, and *out is NULL.
  */
 LOOP_API int loop_workers_start(loop_workers **out, const loop_workers_options *opts);
