@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The benchmarks' smoke pass: every adapter, every workload, and the task
-# benchmarks, at tiny sizes.  Each checks its own counts; speed is never
-# pass/fail.
+# The benchmarks' smoke pass: every adapter, every workload, the task
+# benchmarks and the workers' HTTP server, at tiny sizes.  Each checks its
+# own counts; speed is never pass/fail.
 #
 #   bench/smoke.sh [BUILD_DIR]      # default build-bench-smoke; configured and built here
 #
@@ -16,4 +16,6 @@ cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 # The task layer's benchmarks: each mode, and the seed program in C and in
 # Python (asyncio, uvloop when installed), whose outputs must match.
 bench/task/run.sh --smoke "$BUILD"
+# The workers' HTTP server and nginx under wrk, 1 s each (bench/workers).
+bench/workers/run.sh --smoke "$BUILD-workers"
 exec python3 bench/run.py --smoke --bindir "$BUILD/bench"

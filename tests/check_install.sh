@@ -246,7 +246,45 @@ int main(void)
     return 0;
 }
 CEOF
-for layer in future coro task; do
+cat >"$work/src/layer_workers.c" <<'CEOF'
+#include <loop_workers.h>
+
+#include <stdio.h>
+#include <unistd.h>
+
+static int posted;
+
+static void note(loop_t *loop, void *arg)
+{
+    (void)arg;
+    posted = loop_workers_index(loop) + 1;
+    loop_workers_stop(loop_workers_of(loop));
+}
+
+static int setup(loop_t *loop, unsigned index, void *arg)
+{
+    (void)loop;
+    (void)index;
+    (void)arg;
+    return 0;
+}
+
+int main(void)
+{
+    loop_workers_options o = {.mode = LOOP_WORKERS_THREADS, .count = 2, .setup = setup};
+    loop_workers *w;
+    int fd = loop_workers_listen_reuseport("127.0.0.1", 0, 0);
+    if (fd < 0 || loop_workers_start(&w, &o) || loop_workers_post(w, 1, note, NULL) ||
+        loop_workers_wait(w) || loop_workers_free(w) || posted != 2) {
+        fprintf(stderr, "the workers did not run a post on worker 1\n");
+        return 1;
+    }
+    close(fd);
+    printf("libloop-workers: ok\n");
+    return 0;
+}
+CEOF
+for layer in future coro task workers; do
     [ -e "$(dirname "$pc")/libloop-$layer.pc" ] || fail "libloop-$layer.pc was not installed"
     step "pkg-config libloop-$layer, static and shared"
     # shellcheck disable=SC2046
