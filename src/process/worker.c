@@ -8,6 +8,7 @@
 #include "process_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,9 @@ static int run_worker(const loop_process_work *table, size_t n)
     /* A pool that goes away mid-reply ends the worker through EPIPE, not a
      * signal that would read as a crash. */
     signal(SIGPIPE, SIG_IGN);
+    /* Programs the functions start must not hold the pool's pipes open. */
+    fcntl(LOOP__WORKER_IN, F_SETFD, FD_CLOEXEC);
+    fcntl(LOOP__WORKER_OUT, F_SETFD, FD_CLOEXEC);
     struct loop__worker_header hello = {.word = (int32_t)LOOP__WORKER_MAGIC,
                                         .len = loop__worker_table_hash(table, n)};
     if (write_all(LOOP__WORKER_OUT, &hello, sizeof(hello)) != 0)
