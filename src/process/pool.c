@@ -133,11 +133,12 @@ static int cancel_job(loop_future *f, void *arg)
 {
     (void)f;
     struct pool_job *j = arg;
+    loop_process_pool *pool = j->pool;
     if (j->running)
         return 0;
     unqueue(j);
-    loop__pool_job_end(j, -ECANCELED, NULL);
-    loop__pool_check_done(j->pool);
+    loop__pool_job_end(j, -ECANCELED, NULL); /* frees j */
+    loop__pool_check_done(pool);
     return 1;
 }
 
