@@ -232,17 +232,15 @@ int loop_process_pool_new(loop_t *loop, const loop_process_pool_options *opts,
     loop__process_pool_link(r, pool);
     pool->exe = copy_exe(pool, opts->exe);
     pool->w = loop__pool_mem(pool, NULL, pool->nworkers * sizeof(*pool->w));
-    err = pool->exe && pool->w ? 0 : -ENOMEM;
-    for (unsigned i = 0; !err && i < pool->nworkers; i++) {
+    if (!pool->w)
+        pool->nworkers = 0;
+    for (unsigned i = 0; i < pool->nworkers; i++)
         pool->w[i] = (struct pool_worker){.pool = pool, .in_fd = -1, .out_fd = -1};
+    err = pool->exe && pool->w ? 0 : -ENOMEM;
+    for (unsigned i = 0; !err && i < pool->nworkers; i++)
         err = loop__pool_start_worker(&pool->w[i]);
-        if (err)
-            pool->nworkers = i; /* those started are dropped below */
-    }
     if (err) {
-        if (!pool->w)
-            pool->nworkers = 0;
-        loop_process_pool_free(pool);
+        loop_process_pool_free(pool); /* kills and reaps those started */
         return err;
     }
     *out = pool;
