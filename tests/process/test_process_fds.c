@@ -10,6 +10,13 @@
 
 #include <sys/resource.h>
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 static loop_t *loop;
 
 static int setup(void **state)
@@ -165,6 +172,11 @@ static int fill_fds(int *fds, int max)
 static void test_running_out_of_fds_is_emfile_and_leaves_nothing(void **state)
 {
     (void)state;
+    /* valgrind 3.19 emulates the clone as a fork, and its own bookkeeping
+     * of that fork aborts valgrind when the process is out of fds (an
+     * assertion in its syscall wrapper): the other runs cover this one. */
+    if (RUNNING_ON_VALGRIND)
+        skip();
     struct rlimit old;
     getrlimit(RLIMIT_NOFILE, &old);
     struct fdlist before;
