@@ -269,19 +269,22 @@ typedef struct {
  * The future's result is a loop_process_bytes *, made from the loop's
  * allocator, that belongs to whoever reads it: exactly one reader frees it
  * with loop_process_bytes_free() (a future whose result is never read
- * leaks it).  The future fails with the function's negative errno, with
+ * leaks it).  The future fails with the function's negative errno; with
  * -ECHILD if the worker died while running it (the pool replaces the
- * worker; loop_process_pool_stats() says how it died), with -ENOMEM if the
- * reply could not be stored, with -EPROTO if a worker broke the protocol
- * (its table differs), or is cancelled.  Cancelling it cancels a job not
- * yet started (loop_future_cancel() returns 1); a job already running
- * cannot be cancelled (it returns 0).
+ * worker; loop_process_pool_stats() says how it died), or if the pool
+ * failed while the job waited; with -ENOMEM if the job or its reply could
+ * not be handled for want of memory; with -EPROTO if its worker wrote
+ * something that is no reply (the worker is killed and replaced); or it is
+ * cancelled.  Cancelling it cancels a job not yet started
+ * (loop_future_cancel() returns 1); a job already running cannot be
+ * cancelled (it returns 0).
  *
  * Returns 0; -EINVAL for NULL pool or out, id out of range, or data NULL
  * with len not 0; -EMSGSIZE if len is over 1 GiB; -ESHUTDOWN after
- * loop_process_pool_shutdown(); -ECHILD if the pool has failed (a worker
- * could not start, or died or was refused before it said it was ready:
- * no worker is left to run anything); -ENOMEM.
+ * loop_process_pool_shutdown() or once the loop was freed; -ECHILD if the
+ * pool has failed: a worker exited, or was refused (its table differs),
+ * before it said it was ready, or no worker could be started again, so
+ * that nothing is left to run jobs; -ENOMEM.
  */
 LOOP_API int loop_process_pool_submit(loop_process_pool *pool, int id, const void *data, size_t len,
                                       loop_future **out);
@@ -296,7 +299,8 @@ LOOP_API void loop_process_bytes_free(loop_process_bytes *b);
  * reaped.  If done is not NULL, *done gets a new future (the caller's
  * reference) that completes, with result NULL, once every job has ended
  * and every worker is reaped.  A second call only gives a future.  Returns
- * 0, -EINVAL for NULL pool, or -ENOMEM (then nothing changed).
+ * 0, -EINVAL for NULL pool, -ESHUTDOWN if done is not NULL and the loop
+ * was freed, or -ENOMEM (then nothing changed).
  */
 LOOP_API int loop_process_pool_shutdown(loop_process_pool *pool, bool cancel_pending,
                                         loop_future **done);
