@@ -308,6 +308,7 @@ static void read_replies(struct pool_worker *w, int rounds)
         } else {
             size_t off = w->got - hs;
             want = (size_t)w->recv_h.len - off;
+            /* cppcheck-suppress legacyUninitvar ; scratch is only written */
             dst = w->discard ? scratch : w->reply->data + off;
             if (w->discard && want > sizeof(scratch))
                 want = sizeof(scratch);

@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 /* The stack a child runs on until it execs: system calls only. */
-#define LOOP__PROCESS_STACK (64 * 1024)
+#define LOOP__PROCESS_STACK ((size_t)64 * 1024)
 
 /* One fd the child gets: a copy of src (the parent's; -1: /dev/null) as dst. */
 struct loop__fdmap {
