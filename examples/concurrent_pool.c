@@ -99,7 +99,7 @@ struct thread_pool {
     pthread_mutex_t lock;
     pthread_cond_t done_cond;
     long long steps;
-    int next;             /* the next item to take */
+    int next;              /* the next item to take */
     long long done[ITEMS]; /* results, in the order they completed */
     int ndone;
 };
@@ -131,8 +131,7 @@ static int thread_pool(long long steps)
     pthread_cond_init(&tp.done_cond, NULL);
     pthread_t threads[THREADS];
     int started = 0;
-    while (started < THREADS &&
-           pthread_create(&threads[started], NULL, thread_worker, &tp) == 0)
+    while (started < THREADS && pthread_create(&threads[started], NULL, thread_worker, &tp) == 0)
         started++;
     int printed = 0;
     pthread_mutex_lock(&tp.lock);

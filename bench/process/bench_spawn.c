@@ -122,8 +122,8 @@ int main(int argc, char **argv)
         }
     }
     qsort(ns, (size_t)n, sizeof(*ns), cmp);
-    printf("lib=%s rss_mib=%s spawns=%d median_us=%.1f min_us=%.1f max_us=%.1f\n", lib, argv[2],
-           n, ns[n / 2] / 1e3, ns[0] / 1e3, ns[n - 1] / 1e3);
+    printf("lib=%s rss_mib=%s spawns=%d median_us=%.1f min_us=%.1f max_us=%.1f\n", lib, argv[2], n,
+           ns[n / 2] / 1e3, ns[0] / 1e3, ns[n - 1] / 1e3);
 #ifdef BENCH_HAVE_UV
     uv_loop_close(&uv);
 #endif
