@@ -351,12 +351,16 @@ static void test_pool_free_ends_every_job_and_reaps_every_worker(void **state)
     loop_process_pool *pool = ready_pool(1);
     loop_future *running = submit(pool, BLOCK, fifo, strlen(fifo) + 1);
     loop_future *queued = submit(pool, ECHO, "q", 1);
+    loop_future *done;
+    assert_int_equal(loop_process_pool_shutdown(pool, false, &done), 0);
     loop_process_pool_free(pool);
     assert_no_children(); /* killed and reaped before it returned */
     assert_int_equal(loop_future_result(running, NULL), -ECANCELED);
     assert_int_equal(loop_future_state(queued), LOOP_FUTURE_CANCELLED);
+    assert_int_equal(loop_future_state(done), LOOP_FUTURE_CANCELLED); /* never to be done */
     loop_future_unref(running);
     loop_future_unref(queued);
+    loop_future_unref(done);
 }
 
 static void test_a_loop_freed_under_a_pool_leaves_no_process_and_no_byte(void **state)

@@ -171,10 +171,13 @@ static void test_a_program_that_may_not_run_is_eacces(void **state)
     char *directory[] = {dir, NULL};
     expect_spawn_error((loop_process_options){.argv = not_executable}, -EACCES);
     expect_spawn_error((loop_process_options){.argv = directory}, -EACCES);
-    /* Looked up in PATH: found but not executable is EACCES, not ENOENT. */
+    /* Looked up in PATH: found but not executable is EACCES, not ENOENT,
+     * wherever the directory is in the list. */
     char path[PATH_MAX + 8];
     snprintf(path, sizeof(path), "PATH=/nonexistent:%s", dir);
     char *env[] = {path, NULL}, *by_name[] = {"plain", NULL};
+    expect_spawn_error((loop_process_options){.argv = by_name, .envp = env}, -EACCES);
+    snprintf(path, sizeof(path), "PATH=%s:/nonexistent", dir);
     expect_spawn_error((loop_process_options){.argv = by_name, .envp = env}, -EACCES);
     assert_int_equal(unlink(file), 0);
     assert_int_equal(rmdir(dir), 0);
