@@ -36,42 +36,42 @@ static int make_pipe(int p[2])
     return 0;
 }
 
-/* The worker's pipes and its process; 0 or a negative errno, with nothing
- * left behind. */
-static int spawn(struct pool_worker *w, int jobs[2], int replies[2])
+/* The worker's two pipes, non-blocking on the parent's side. */
+static int make_pipes(int jobs[2], int replies[2])
 {
-    loop_process_pool *pool = w->pool;
     int err = make_pipe(jobs);
     if (!err)
         err = make_pipe(replies);
     if (!err &&
         (fcntl(jobs[1], F_SETFL, O_NONBLOCK) != 0 || fcntl(replies[0], F_SETFL, O_NONBLOCK) != 0))
         err = -errno;
-    if (err)
-        return err;
-    char *argv[] = {pool->exe, (char *)LOOP__WORKER_ARG, NULL};
-    loop_process_fd fds[] = {{jobs[0], LOOP__WORKER_IN}, {replies[1], LOOP__WORKER_OUT}};
-    loop_process_options o = {.argv = argv, .fds = fds, .nfds = 2};
-    o.stdio[0].mode = LOOP_PROCESS_DEVNULL;
-    err = loop_process_spawn(pool->loop, &o, &w->proc);
-    close(jobs[0]);
-    close(replies[1]);
-    jobs[0] = replies[1] = -1;
     return err;
 }
 
+/*
+ * The replies are watched before the worker exists, so that nothing can
+ * fail once it does: a worker is never started only to be killed.
+ */
 int loop__pool_start_worker(struct pool_worker *w)
 {
+    loop_process_pool *pool = w->pool;
     int jobs[2] = {-1, -1}, replies[2] = {-1, -1};
-    int err = spawn(w, jobs, replies);
+    int err = make_pipes(jobs, replies);
     if (!err)
-        err = loop_add_reader(w->pool->loop, replies[0], on_reply, w);
+        err = loop_add_reader(pool->loop, replies[0], on_reply, w);
+    if (!err) {
+        char *argv[] = {pool->exe, (char *)LOOP__WORKER_ARG, NULL};
+        loop_process_fd fds[] = {{jobs[0], LOOP__WORKER_IN}, {replies[1], LOOP__WORKER_OUT}};
+        loop_process_options o = {.argv = argv, .fds = fds, .nfds = 2};
+        o.stdio[0].mode = LOOP_PROCESS_DEVNULL;
+        err = loop_process_spawn(pool->loop, &o, &w->proc);
+        if (err)
+            loop_remove_reader(pool->loop, replies[0]);
+    }
+    int ends[2] = {jobs[0], replies[1]}; /* the worker's: its copies are in it */
+    close_pair(ends);
+    jobs[0] = replies[1] = -1;
     if (err) {
-        if (w->proc) {
-            loop_process_signal(w->proc, SIGKILL); /* the loop reaps it */
-            loop_process_free(w->proc);
-            w->proc = NULL;
-        }
         close_pair(jobs);
         close_pair(replies);
         return err;
@@ -85,8 +85,8 @@ int loop__pool_start_worker(struct pool_worker *w)
     w->writing = false;
     w->job = NULL;
     w->got = 0;
-    w->pool->stats.started++;
-    w->pool->stats.workers++;
+    pool->stats.started++;
+    pool->stats.workers++;
     return 0;
 }
 
