@@ -111,7 +111,7 @@ typedef struct loop_process loop_process;
  * Returns 0, or:
  *  -EINVAL  loop, opts or out is NULL; argv is NULL or empty (argv[0]
  *           NULL); a stdio mode is unknown; nfds is not 0 and fds is
- *           NULL; a child_fd is below 3, repeated, or above INT_MAX - 1;
+ *           NULL; a child_fd is below 3, repeated, or INT_MAX - 1 or more;
  *  -EBADF   a parent fd given (LOOP_PROCESS_FD, or in fds) is not open;
  *  -ENOENT  the program was not found, or cwd does not exist;
  *  -EACCES  the program (or a directory on its path) may not be executed:
@@ -245,8 +245,9 @@ typedef struct loop_process_pool loop_process_pool;
 /*
  * Start a pool of worker processes on loop: they are spawned at once.
  * Returns 0, or -EINVAL (a NULL argument, an empty table, a function or
- * name NULL, a name repeated), -ENOMEM, or what loop_process_spawn()
- * returns for the first worker that could not start (then none is left).
+ * name NULL, a name repeated), -ENOMEM, the error of reading
+ * /proc/self/exe (exe NULL), or what loop_process_spawn() returns for the
+ * first worker that could not start (then none is left).
  */
 LOOP_API int loop_process_pool_new(loop_t *loop, const loop_process_pool_options *opts,
                                    loop_process_pool **out);
@@ -318,8 +319,8 @@ LOOP_API int loop_process_pool_stats(const loop_process_pool *pool, loop_process
 
 /*
  * Free the pool.  Jobs not started are cancelled; jobs running fail with
- * -ECANCELED; workers still running are sent SIGKILL and left to the loop,
- * which reaps them as they exit (or in loop_free()).  After a shutdown
+ * -ECANCELED; a shutdown future not done yet is cancelled; workers still
+ * running are sent SIGKILL and reaped before it returns.  After a shutdown
  * whose future is done there is nothing left to stop.  Also valid after the
  * loop was freed.  NULL is ignored.
  */

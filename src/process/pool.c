@@ -182,21 +182,23 @@ static int check_table(const loop_process_work *t, size_t n)
     return 0;
 }
 
-static char *copy_exe(loop_process_pool *pool, const char *exe)
+/* The program the workers run, copied into the pool: 0 or -errno. */
+static int copy_exe(loop_process_pool *pool, const char *exe)
 {
     char self[PATH_MAX];
     if (!exe) {
         ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n <= 0)
-            return NULL;
+        if (n < 0)
+            return -errno;
         self[n] = '\0';
         exe = self;
     }
     size_t len = strlen(exe) + 1;
-    char *copy = loop__pool_mem(pool, NULL, len);
-    if (copy)
-        memcpy(copy, exe, len);
-    return copy;
+    pool->exe = loop__pool_mem(pool, NULL, len);
+    if (!pool->exe)
+        return -ENOMEM;
+    memcpy(pool->exe, exe, len);
+    return 0;
 }
 
 static unsigned worker_count(const loop_process_pool_options *o)
@@ -230,13 +232,12 @@ int loop_process_pool_new(loop_t *loop, const loop_process_pool_options *opts,
                                 .hash = loop__worker_table_hash(opts->table, opts->n),
                                 .nworkers = worker_count(opts)};
     loop__process_pool_link(r, pool);
-    pool->exe = copy_exe(pool, opts->exe);
     pool->w = loop__pool_mem(pool, NULL, pool->nworkers * sizeof(*pool->w));
     if (!pool->w)
         pool->nworkers = 0;
     for (unsigned i = 0; i < pool->nworkers; i++)
         pool->w[i] = (struct pool_worker){.pool = pool, .in_fd = -1, .out_fd = -1};
-    err = pool->exe && pool->w ? 0 : -ENOMEM;
+    err = pool->w ? copy_exe(pool, opts->exe) : -ENOMEM;
     for (unsigned i = 0; !err && i < pool->nworkers; i++)
         err = loop__pool_start_worker(&pool->w[i]);
     if (err) {
