@@ -284,7 +284,31 @@ int main(void)
     return 0;
 }
 CEOF
-for layer in future coro task workers; do
+cat >"$work/src/layer_process.c" <<'CEOF'
+#include <loop_process.h>
+
+#include <stdio.h>
+
+int main(void)
+{
+    loop_t *loop;
+    loop_process *p;
+    char *argv[] = {"sh", "-c", "exit 7", NULL};
+    loop_process_options o = {.argv = argv};
+    void *v = NULL;
+    if (loop_new(&loop) || loop_process_spawn(loop, &o, &p) ||
+        loop_run_until_complete(loop, loop_process_exit(p), &v) ||
+        loop_process_returncode(v) != 7) {
+        fprintf(stderr, "the child did not exit with 7\n");
+        return 1;
+    }
+    loop_process_free(p);
+    loop_free(loop);
+    printf("libloop-process: ok\n");
+    return 0;
+}
+CEOF
+for layer in future coro task workers process; do
     [ -e "$(dirname "$pc")/libloop-$layer.pc" ] || fail "libloop-$layer.pc was not installed"
     step "pkg-config libloop-$layer, static and shared"
     # shellcheck disable=SC2046

@@ -12,3 +12,4 @@ python3 py/asyncio-task.py > tasks.txt
 python3 py/producer-consumer.py > producer_consumer.txt
 python3 py/receiver.py > receiver.txt
 python3 py/timers.py > timers.txt
+python3 py/concurrent-pool.py 1000 > concurrent_pool.txt
