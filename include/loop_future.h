@@ -53,10 +53,11 @@ enum loop_future_state {
 LOOP_API int loop_future_new(loop_t *loop, loop_future **out);
 
 /* Take and drop a reference.  The last unref frees the future; scheduled
- * done callbacks hold a reference of their own until they have run.  A
- * future still referenced when its loop is freed is freed by whoever holds
- * the last reference (loop_free() drops the ones its queued callbacks held);
- * it must then be used for nothing but unref.  NULL is ignored. */
+ * done callbacks hold a reference of their own until they have run.
+ * Futures do not outlive their loop: loop_free() frees every future of the
+ * loop, referenced or not (its queued callbacks never run), so a pointer to
+ * one must not be used after it, not even to unref.  (A task's future is
+ * the task layer's: see loop_task.h.)  NULL is ignored. */
 LOOP_API void loop_future_ref(loop_future *f);
 LOOP_API void loop_future_unref(loop_future *f);
 
