@@ -142,11 +142,13 @@ static void test_blocked_loop_is_not_woken_by_a_cancelled_timers_deadline(void *
     assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
     assert_int_equal(loop_add_reader(l, p[0], read_cb, &got), 0);
 
-    /* One iteration that would wait for a 5 ms timer, but returns at once
-     * (a threadsafe call is queued), so the loop prepared that wait. */
+    /* One iteration that would wait for a 200 ms timer, but returns at once
+     * (a threadsafe call is queued), so the loop prepared that wait.  (200
+     * ms: the timer must not come due before the cancel, even under
+     * valgrind on a loaded machine.) */
     loop_handle h;
-    assert_int_equal(loop_call_later(l, LOOP_MS(5), nop_cb, NULL, &h), 0);
-    uint64_t deadline = mono_ns() + LOOP_MS(5);
+    assert_int_equal(loop_call_later(l, LOOP_MS(200), nop_cb, NULL, &h), 0);
+    uint64_t deadline = mono_ns() + LOOP_MS(200);
     assert_int_equal(loop_call_soon_threadsafe(l, nop_cb, NULL), 0);
     assert_int_equal(loop_run_once(l, -1), 0);
     assert_int_equal(loop_cancel(l, h), 0);
