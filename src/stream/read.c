@@ -175,10 +175,11 @@ static void take(loop_stream *s, size_t n, const char **data, size_t *len)
         (void)loop__stream_update(s);
 }
 
-/* Nothing (or not enough) is buffered: end of file, the error, or wait. */
+/* Not enough is buffered: the error (no more will come), end of file,
+ * or wait. */
 static int nothing_more(const loop_stream *s)
 {
-    if (s->rlen == 0 && s->err)
+    if (s->err)
         return s->err;
     return (s->flags & S_EOF) ? -EPIPE : -EAGAIN;
 }
