@@ -124,8 +124,8 @@ typedef struct {
 
 /*
  * What the loop tells a stream's owner.  Each may be NULL.  They are
- * called from the loop's callbacks, never from inside a call of this API,
- * and each may close the stream.
+ * called from the loop's callbacks, never from inside a call of this API
+ * (on_close excepted), and each but on_close may close the stream.
  *
  *   on_data     new bytes are buffered, or the peer's end of file was
  *               seen (loop_stream_eof() is then true; called once for it);
@@ -139,12 +139,19 @@ typedef struct {
  *               once, also when the failure was first returned by a call
  *               such as loop_stream_write().  Bytes already buffered can
  *               still be read; nothing more is written.
+ *   on_close    the program releases the stream (loop_stream_close() or
+ *               loop_stream_abort(), also of a husk after loop_free()):
+ *               the last call for it, made from inside that call, for
+ *               owners that keep state per stream.  s may only be read
+ *               (loop_stream_loop() is NULL for a husk); it must not be
+ *               closed again.
  */
 typedef struct {
     void (*on_data)(loop_stream *s, void *arg);
     void (*on_drain)(loop_stream *s, void *arg);
     void (*on_connect)(loop_stream *s, int err, void *arg);
     void (*on_error)(loop_stream *s, int err, void *arg);
+    void (*on_close)(loop_stream *s, void *arg);
 } loop_stream_callbacks;
 
 /* A new connection of a listener: the program owns s (set its callbacks,
@@ -203,6 +210,10 @@ LOOP_API int loop_stream_open_fd(loop_t *loop, int fd, const loop_stream_options
  * nothing.  Returns 0, -EINVAL, -EBADF, -ENOMEM (nothing changed).
  */
 LOOP_API int loop_stream_set_callbacks(loop_stream *s, const loop_stream_callbacks *cb, void *arg);
+
+/* The callbacks and arg set last, into *cb and *arg (either may be
+ * NULL).  Returns 0, -EINVAL (NULL s, or closed), -EBADF (a husk). */
+LOOP_API int loop_stream_get_callbacks(const loop_stream *s, loop_stream_callbacks *cb, void **arg);
 
 /* The loop of s (NULL for NULL, or once its loop is freed). */
 LOOP_API loop_t *loop_stream_loop(const loop_stream *s);
@@ -361,6 +372,9 @@ LOOP_API int loop_server_listen_addr(loop_t *loop, const struct sockaddr *addr, 
 LOOP_API int loop_server_addr(const loop_server *srv, struct sockaddr_storage *addr,
                               socklen_t *len);
 
+/* The loop of srv (NULL for NULL, or once its loop is freed). */
+LOOP_API loop_t *loop_server_loop(const loop_server *srv);
+
 /* The bound TCP port, or 0 (NULL, Unix socket, closed). */
 LOOP_API uint16_t loop_server_port(const loop_server *srv);
 
@@ -384,10 +398,18 @@ LOOP_API int loop_server_close(loop_server *srv);
  * Call fn(srv, arg) once srv is closed and every connection it accepted
  * has been closed (asyncio's wait_closed), from a loop callback: soon if
  * that is so already.  One waiter at a time: a second call replaces the
- * first.  Returns 0, -EINVAL, -ENOMEM (nothing changed).
+ * first; fn NULL removes it.  Returns 0, -EINVAL, -EBADF (a husk),
+ * -ENOMEM (nothing changed).
  */
 typedef void loop_server_closed_fn(loop_server *srv, void *arg);
 LOOP_API int loop_server_wait_closed(loop_server *srv, loop_server_closed_fn *fn, void *arg);
+
+/*
+ * Call release(arg) when srv is released (loop_server_free()), for
+ * whoever keeps state for it (the task form does).  One at a time: a
+ * second call replaces the first; NULL removes it.  Returns 0 or -EINVAL.
+ */
+LOOP_API int loop_server_on_free(loop_server *srv, void (*release)(void *arg), void *arg);
 
 /*
  * Close srv if need be and release it.  Its connections live on, owned

@@ -40,6 +40,8 @@ static void unlink_server(loop_server *srv)
 static void free_server(loop_server *srv)
 {
     struct loop__stream_state *st = srv->st;
+    if (srv->release)
+        srv->release(srv->release_arg);
     unlink_server(srv);
     loop__stream_mem(st, srv, 0);
     loop__stream_release(st);
@@ -258,6 +260,11 @@ int loop_server_addr(const loop_server *srv, struct sockaddr_storage *addr, sock
     return getsockname(srv->fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
 }
 
+loop_t *loop_server_loop(const loop_server *srv)
+{
+    return srv && !srv->freed ? srv->loop : NULL;
+}
+
 uint16_t loop_server_port(const loop_server *srv)
 {
     struct sockaddr_storage ss;
@@ -330,10 +337,16 @@ int loop_server_close(loop_server *srv)
 
 int loop_server_wait_closed(loop_server *srv, loop_server_closed_fn *fn, void *arg)
 {
-    if (!srv || !fn || srv->freed)
+    if (!srv || srv->freed)
         return -EINVAL;
     if (!srv->loop)
         return -EBADF;
+    if (!fn) {
+        loop_cancel(srv->loop, srv->closed_soon);
+        srv->closed_soon = (loop_handle){0};
+        srv->closed_fn = NULL;
+        return 0;
+    }
     loop_server_closed_fn *old_fn = srv->closed_fn;
     void *old_arg = srv->closed_arg;
     srv->closed_fn = fn;
@@ -346,6 +359,15 @@ int loop_server_wait_closed(loop_server *srv, loop_server_closed_fn *fn, void *a
             return err;
         }
     }
+    return 0;
+}
+
+int loop_server_on_free(loop_server *srv, void (*release)(void *arg), void *arg)
+{
+    if (!srv || srv->freed)
+        return -EINVAL;
+    srv->release = release;
+    srv->release_arg = arg;
     return 0;
 }
 

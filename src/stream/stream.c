@@ -290,18 +290,31 @@ void loop__stream_finish_close(loop_stream *s)
         free_stream(s);
 }
 
+/* The program lets go: on_close is the last word to the owner. */
+static void tell_close(loop_stream *s)
+{
+    void (*on_close)(loop_stream *, void *) = s->cb.on_close;
+    memset(&s->cb, 0, sizeof s->cb);
+    if (on_close)
+        on_close(s, s->arg);
+}
+
 int loop_stream_close(loop_stream *s)
 {
     if (!s)
         return -EINVAL;
     if (!s->loop) { /* a husk left by loop_free() */
+        if (s->flags & S_CLOSED)
+            return -EINVAL;
+        s->flags |= S_CLOSED;
+        tell_close(s);
         free_stream(s);
         return 0;
     }
     if (s->flags & S_CLOSED)
         return -EINVAL;
     s->flags |= S_CLOSED;
-    memset(&s->cb, 0, sizeof s->cb);
+    tell_close(s);
     loop_cancel(s->loop, s->soon);
     s->soon = (loop_handle){0};
     if (s->wlen > 0 && !s->err && !(s->flags & S_CONNECTING) && loop__stream_update(s) == 0)
@@ -335,11 +348,14 @@ static void release_state(loop_t *loop, void *data)
         next = s->next;
         bool closed = s->flags & S_CLOSED;
         s->depth = 1; /* keep the struct */
+        s->flags |= S_CLOSED;
         loop__stream_finish_close(s);
         s->depth = 0;
         s->loop = NULL;
         if (closed)
             free_stream(s);
+        else
+            s->flags &= ~S_CLOSED; /* a husk: its owner still closes it */
     }
     if (st->reserve_fd >= 0)
         close(st->reserve_fd);
@@ -370,6 +386,19 @@ int loop_stream_set_callbacks(loop_stream *s, const loop_stream_callbacks *cb, v
     else
         memset(&s->cb, 0, sizeof s->cb);
     s->arg = arg;
+    return 0;
+}
+
+int loop_stream_get_callbacks(const loop_stream *s, loop_stream_callbacks *cb, void **arg)
+{
+    if (!s || (s->flags & S_CLOSED))
+        return -EINVAL;
+    if (!s->loop)
+        return -EBADF;
+    if (cb)
+        *cb = s->cb;
+    if (arg)
+        *arg = s->arg;
     return 0;
 }
 

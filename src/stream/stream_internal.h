@@ -92,6 +92,8 @@ struct loop_server {
     bool nagle;
     loop_server_fn *on_conn;
     void *arg;
+    void (*release)(void *arg);
+    void *release_arg;
     loop_server_closed_fn *closed_fn;
     void *closed_arg;
     loop_handle closed_soon;
