@@ -169,4 +169,3 @@ int http_parse_head(const char *p, size_t n, struct request *rq)
     rq->keep_alive = !close && (!rq->http10 || keep_alive);
     return 0;
 }
-
