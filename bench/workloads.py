@@ -49,8 +49,11 @@ def w4_jobs(s):
     return jobs
 
 
-def server_jobs(key):
-    return lambda s: [Job(key, c, [key], kind=key) for c in COLUMNS]
+def server_jobs(key, streams=()):
+    """A server workload on every column, and on libloop's stream layers
+    (extra libloop cells, interleaved with the rest)."""
+    return lambda s: ([Job(key, c, [key], kind=key) for c in COLUMNS]
+                      + [Job(k, "libloop", [k], kind=key) for k in streams])
 
 
 GROUPS = [
@@ -63,8 +66,8 @@ GROUPS = [
     ("w5", each("w5_9000", lambda s: ["w5", "n=9000", "active=100",
                                       f"rounds={scaled(20, s)}"])),
     ("w6", each("w6", lambda s: ["w6", f"n={scaled(1_000_000, s, 100)}"])),
-    ("w7", server_jobs("w7")),
-    ("w8", server_jobs("w8")),
+    ("w7", server_jobs("w7", ("w7s", "w7t"))),
+    ("w8", server_jobs("w8", ("w8s", "w8t"))),
     ("w9", each("w9", lambda s: ["w9", f"rounds={scaled(200, s, 2)}"])),
     ("mem", each("mem_timer", lambda s: ["mem_timer"])),
     ("mem", each("mem_fd", lambda s: ["mem_fd"])),
@@ -127,9 +130,25 @@ ROWS = [
     Row("W7 TCP echo, 50 conns x 64 B", "round trips/s", "rt_per_s", same("w7"),
         better="higher", target=("ratio", 1.0)),
     Row("W7 TCP echo: server CPU", "us/round trip", "cpu_us_per_op", same("w7")),
+    Row("W7' TCP echo, libloop streams, callbacks", "round trips/s", "rt_per_s",
+        same("w7", libloop="w7s"), better="higher", target=("ratio", 1.0)),
+    Row("W7' TCP echo, streams, callbacks: server CPU", "us/round trip", "cpu_us_per_op",
+        same("w7", libloop="w7s")),
+    Row("W7'' TCP echo, libloop streams, tasks", "round trips/s", "rt_per_s",
+        same("w7", libloop="w7t"), better="higher", target=("ratio", 1.0)),
+    Row("W7'' TCP echo, streams, tasks: server CPU", "us/round trip", "cpu_us_per_op",
+        same("w7", libloop="w7t")),
     Row("W8 HTTP hello, wrk -t1 -c50 -d5s", "requests/s", "req_per_s", same("w8"),
         better="higher", target=("ratio", 1.0)),
     Row("W8 HTTP hello: server CPU", "us/request", "cpu_us_per_op", same("w8")),
+    Row("W8' HTTP hello, libloop streams, callbacks", "requests/s", "req_per_s",
+        same("w8", libloop="w8s"), better="higher", target=("ratio", 1.0)),
+    Row("W8' HTTP hello, streams, callbacks: server CPU", "us/request", "cpu_us_per_op",
+        same("w8", libloop="w8s")),
+    Row("W8'' HTTP hello, libloop streams, tasks", "requests/s", "req_per_s",
+        same("w8", libloop="w8t"), better="higher", target=("ratio", 1.0)),
+    Row("W8'' HTTP hello, streams, tasks: server CPU", "us/request", "cpu_us_per_op",
+        same("w8", libloop="w8t")),
     Row("W9 timer lateness p50", "us", "p50_us", same("w9"), target=("abs", 40)),
     Row("W9 timer lateness p99", "us", "p99_us", same("w9"), target=("abs", 150)),
     Row("W9 timer lateness max", "us", "max_us", same("w9")),
