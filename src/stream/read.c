@@ -69,7 +69,9 @@ static void keep_scratch(loop_stream *s)
         s->rlen = 0;
         return;
     }
-    size_t cap = s->rlen < LOOP__STREAM_MIN_ROOM ? LOOP__STREAM_MIN_ROOM : s->rlen;
+    /* Just what is left (rounded up): small blocks are the allocator's
+     * fastest, and make_room() grows it if more must be appended. */
+    size_t cap = (s->rlen + 63) & ~(size_t)63;
     char *p = loop__stream_mem(s->st, NULL, cap);
     if (!p) {
         s->rdata = NULL;

@@ -7,8 +7,9 @@
  * listener gives it up, accepts the connection and closes it at once
  * (the client sees its connection closed rather than hanging), and takes
  * the reserve back.  If even that fails (the reserve was taken by
- * someone else, or the kernel is short of memory), the listener stops
- * watching its fd for ACCEPT_RETRY and tries again.
+ * someone else, or the kernel is short of memory), or the listener was
+ * asked to keep clients waiting (emfile_wait), it stops watching its fd
+ * until one of its connections closes or ACCEPT_RETRY has passed.
  */
 #include "stream_internal.h"
 
@@ -151,7 +152,7 @@ static void on_accept(loop_t *loop, int lfd, unsigned events, void *arg)
             continue; /* that client is gone or was refused: the next */
         case EMFILE:
         case ENFILE:
-            if (refuse_one(srv))
+            if (!srv->emfile_wait && refuse_one(srv))
                 continue;
             pause_accepting(srv);
             return;
@@ -193,6 +194,7 @@ int loop_server_listen_addr(loop_t *loop, const struct sockaddr *addr, socklen_t
     if (opts && opts->accepts_per_wakeup)
         srv->accepts = opts->accepts_per_wakeup;
     srv->nagle = opts && opts->nagle;
+    srv->emfile_wait = opts && opts->emfile_wait;
     int one = 1, err = 0;
     srv->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (srv->fd < 0 ||
@@ -310,6 +312,12 @@ void loop__server_conn_gone(loop_server *srv)
 {
     srv->connections--;
     maybe_closed(srv);
+    /* An fd came free: a listener waiting for one tries again now. */
+    if (srv->retry.id && srv->fd >= 0 && srv->loop) {
+        loop_cancel(srv->loop, srv->retry);
+        srv->retry = (loop_handle){0};
+        retry_accept(srv->loop, srv);
+    }
 }
 
 static void close_fd(loop_server *srv)

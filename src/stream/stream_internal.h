@@ -90,6 +90,7 @@ struct loop_server {
     size_t limit, high, low;
     unsigned accepts;
     bool nagle;
+    bool emfile_wait;
     loop_server_fn *on_conn;
     void *arg;
     void (*release)(void *arg);
