@@ -120,6 +120,7 @@ typedef struct {
     unsigned accepts_per_wakeup; /* 0: 64 */
     bool reuse_port;             /* SO_REUSEPORT on the listener */
     bool nagle;                  /* keep Nagle's algorithm: no TCP_NODELAY */
+    bool emfile_wait;            /* out of fds: clients wait (see listen) */
 } loop_stream_options;
 
 /*
@@ -346,7 +347,9 @@ LOOP_API int loop_stream_abort(loop_stream *s);
  * Nagle is asked for.  When the process is out of fds (EMFILE, ENFILE),
  * the listener frees a reserve fd, accepts the waiting connection and
  * closes it (the client sees the connection closed), takes the reserve
- * back, and goes on: it neither spins nor stalls.
+ * back, and goes on: it neither spins nor stalls.  With emfile_wait, it
+ * refuses nobody: it stops accepting until one of its connections closes
+ * (or 100 ms have passed), and the clients wait in the backlog.
  *
  * Returns 0; -EINVAL (NULL loop, on_conn or out, bad address);
  * -ENOSYS (a name); -ENOMEM; or the error of socket(), bind() or
