@@ -165,7 +165,7 @@ static void test_reading_pauses_above_twice_the_limit_until_the_program_takes_by
     assert_int_equal(loop_free(l), 0);
 }
 
-static void test_write_never_blocks_pauses_above_high_and_drains_at_low(void **state)
+static void test_write_never_blocks_pauses_above_high_and_drains_at_low_then_shuts(void **state)
 {
     (void)state;
     loop_t *l = new_real_loop();
@@ -188,6 +188,9 @@ static void test_write_never_blocks_pauses_above_high_and_drains_at_low(void **s
     loop_stream_info(p.s, &info);
     assert_true(info.queued > 8192);
     assert_int_equal(r.drains, 0);
+    /* Half-close with bytes queued: it waits for them; writes end now. */
+    assert_int_equal(loop_stream_shutdown_write(p.s), 0);
+    assert_int_equal(loop_stream_write(p.s, chunk, 1), -EPIPE);
     /* The peer reads everything: every byte arrives, on_drain comes once. */
     size_t got = 0;
     while (got < written) {
@@ -204,6 +207,8 @@ static void test_write_never_blocks_pauses_above_high_and_drains_at_low(void **s
     assert_int_equal(r.drains, 1);
     assert_false(loop_stream_write_paused(p.s));
     assert_int_equal(info.bytes_out, written);
+    char c;
+    RUN_UNTIL(l, recv(p.fd, &c, 1, MSG_DONTWAIT) == 0); /* then the end of file */
     free_pair(&p);
     assert_int_equal(loop_free(l), 0);
 }
@@ -305,7 +310,7 @@ int main(void)
         cmocka_unit_test(
             test_read_exactly_and_read_until_at_eof_return_the_partial_bytes_with_epipe),
         cmocka_unit_test(test_reading_pauses_above_twice_the_limit_until_the_program_takes_bytes),
-        cmocka_unit_test(test_write_never_blocks_pauses_above_high_and_drains_at_low),
+        cmocka_unit_test(test_write_never_blocks_pauses_above_high_and_drains_at_low_then_shuts),
         cmocka_unit_test(test_writes_queued_in_one_iteration_leave_in_one_system_call),
         cmocka_unit_test(test_an_idle_connection_holds_under_one_kib_of_library_memory),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
