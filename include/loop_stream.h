@@ -43,9 +43,14 @@
  *
  * Writing.  loop_stream_write() never blocks and never drops: when
  * nothing is queued it sends at once, and queues what the kernel did not
- * take; data written while some is queued is appended.  The queue leaves
- * in one writev per stream when the socket is writable again (so writes
- * queued during one iteration leave together, in one system call).  While
+ * take; data written while some is queued is appended.  The queue is one
+ * buffer and leaves in one system call per stream when the socket is
+ * writable again, so writes queued during one iteration leave together.
+ * (No hook of the loop is taken for this: the loop has one hook of each
+ * kind, which belongs to the program, and setting one would end its
+ * fast path for chains of callbacks; a write that finds nothing queued
+ * needs no flush, and a queue exists only while the kernel is full, when
+ * writability is the moment to flush anyway.)  While
  * more than the high watermark is queued the stream is "paused"
  * (loop_stream_write_paused()); once the queue falls to the low watermark,
  * on_drain is called.  Sockets are written with MSG_NOSIGNAL: a peer that
@@ -318,8 +323,8 @@ LOOP_API bool loop_stream_write_paused(const loop_stream *s);
 /*
  * Half-close: once the queue is sent, shut down the sending side (the
  * peer reads end of file); reading goes on.  Later writes return -EPIPE.
- * Returns 0 (also when already done), -EINVAL, -EBADF, or the stream's
- * error.
+ * Returns 0 (also when already done), -EINVAL, -EBADF, -ENOTSOCK (a pipe
+ * or terminal: close it instead), or the stream's error.
  */
 LOOP_API int loop_stream_shutdown_write(loop_stream *s);
 
@@ -331,8 +336,8 @@ LOOP_API int loop_stream_shutdown_write(loop_stream *s);
  */
 LOOP_API int loop_stream_close(loop_stream *s);
 
-/* Close at once, dropping what is queued (and resetting the connection
- * if unsent or unread bytes remain).  0 or -EINVAL. */
+/* Close at once, dropping what is queued; a socket is reset (SO_LINGER
+ * 0: the peer gets ECONNRESET, not an end of file).  0 or -EINVAL. */
 LOOP_API int loop_stream_abort(loop_stream *s);
 
 /* ---- Listening ------------------------------------------------------- */

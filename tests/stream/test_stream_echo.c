@@ -57,6 +57,7 @@ static void test_ipv6_and_localhost_and_bracketed_hosts_connect(void **state)
     assert_int_equal(ss.ss_family, AF_INET6);
     assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), port);
     loop_stream_close(c);
+    RUN_UNTIL(l, e.closed == 1); /* the server's side, at end of file */
     loop_server_free(e.srv);
 
     struct echo_server e4 = {0};
@@ -69,6 +70,7 @@ static void test_ipv6_and_localhost_and_bracketed_hosts_connect(void **state)
     assert_int_equal(ss.ss_family, AF_INET);
     assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), INADDR_LOOPBACK);
     loop_stream_close(c);
+    RUN_UNTIL(l, e4.closed == 1);
     loop_server_free(e4.srv);
     assert_int_equal(loop_free(l), 0);
 }
@@ -89,6 +91,7 @@ static void test_unix_socket_echo_and_no_tcp_port(void **state)
     assert_int_equal(r.connects, 0); /* never inside the call, even when done at once */
     echo_round_trip(l, c, &r);
     loop_stream_close(c);
+    RUN_UNTIL(l, e.closed == 1);
     loop_server_free(e.srv);
     unlink(path);
     assert_int_equal(loop_free(l), 0);

@@ -15,7 +15,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 enum { N = 10000 };
@@ -89,8 +91,14 @@ static void test_ten_thousand_connections_each_idle_under_one_kib(void **state)
     assert_int_equal(pipe2(go, O_CLOEXEC), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0)
+    if (pid == 0) {
+        /* Only the parent holds go's write end: if it fails and exits, the
+         * child reads end of file and ends too. */
+        close(go[1]);
+        close(ready[0]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         _exit(client_child(port, ready[1], go[0]));
+    }
     close(ready[1]);
     close(go[0]);
     bool all_echoed = false;
