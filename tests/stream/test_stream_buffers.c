@@ -68,6 +68,27 @@ static void test_read_until_waits_for_a_delimiter_split_across_reads(void **stat
     assert_int_equal(loop_free(l), 0);
 }
 
+static void test_an_owner_set_late_gets_on_data_soon_for_bytes_and_eof_already_there(void **state)
+{
+    (void)state;
+    loop_t *l = new_real_loop();
+    struct pair p;
+    make_pair(l, &p, NULL);
+    assert_int_equal(write(p.fd, "early", 5), 5);
+    close(p.fd);
+    p.fd = -1;
+    loop_stream_info_t info;
+    RUN_UNTIL(l, loop_stream_eof(p.s) && loop_stream_info(p.s, &info) == 0 && info.buffered == 5);
+    struct rec r = {.consume = true};
+    assert_int_equal(loop_stream_set_callbacks(p.s, &rec_cb, &r), 0);
+    assert_int_equal(r.data_calls, 0); /* never inside the call */
+    RUN_UNTIL(l, r.data_calls == 1);
+    assert_string_equal(r.buf, "early");
+    assert_true(r.eof);
+    free_pair(&p);
+    assert_int_equal(loop_free(l), 0);
+}
+
 static void test_read_until_past_the_limit_is_enobufs_and_keeps_the_data(void **state)
 {
     (void)state;
@@ -147,8 +168,11 @@ static void test_reading_pauses_above_twice_the_limit_until_the_program_takes_by
     total += n;
     loop_stream_info(p.s, &info);
     assert_true(info.reading); /* resumed */
+    uint64_t start = mono_ns();
     while (total < sizeof big) {
         assert_int_equal(loop_run_once(l, LOOP_MS(50)), 0);
+        if (mono_ns() - start > LOOP_SEC(20))
+            fail_msg("only %zu of %zu bytes after 20 s", total, sizeof big);
         loop_stream_info(p.s, &info);
         assert_true(info.buffered <= 2000);
         if (loop_stream_read(p.s, 0, &d, &n) == 0)
@@ -157,8 +181,12 @@ static void test_reading_pauses_above_twice_the_limit_until_the_program_takes_by
     /* read_exactly asks for more than the pause threshold: reading goes on. */
     assert_int_equal(write(p.fd, big, 5000), 5000);
     int err;
-    while ((err = loop_stream_read_exactly(p.s, 5000, &d, &n)) == -EAGAIN)
+    uint64_t t0 = mono_ns();
+    while ((err = loop_stream_read_exactly(p.s, 5000, &d, &n)) == -EAGAIN) {
         assert_int_equal(loop_run_once(l, LOOP_MS(50)), 0);
+        if (mono_ns() - t0 > LOOP_SEC(20))
+            fail_msg("read_exactly(5000) still waits after 20 s");
+    }
     assert_int_equal(err, 0);
     assert_int_equal(n, 5000);
     free_pair(&p);
@@ -193,7 +221,10 @@ static void test_write_never_blocks_pauses_above_high_and_drains_at_low_then_shu
     assert_int_equal(loop_stream_write(p.s, chunk, 1), -EPIPE);
     /* The peer reads everything: every byte arrives, on_drain comes once. */
     size_t got = 0;
+    uint64_t t0 = mono_ns();
     while (got < written) {
+        if (mono_ns() - t0 > LOOP_SEC(20))
+            fail_msg("only %zu of %zu bytes arrived in 20 s", got, written);
         char buf[65536];
         ssize_t n = recv(p.fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n > 0) {
@@ -306,6 +337,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_until_waits_for_a_delimiter_split_across_reads),
+        cmocka_unit_test(test_an_owner_set_late_gets_on_data_soon_for_bytes_and_eof_already_there),
         cmocka_unit_test(test_read_until_past_the_limit_is_enobufs_and_keeps_the_data),
         cmocka_unit_test(
             test_read_exactly_and_read_until_at_eof_return_the_partial_bytes_with_epipe),

@@ -146,8 +146,11 @@ static void test_a_client_that_never_reads_costs_at_most_the_high_watermark(void
     assert_true(info.memory <= 2 * LOOP_STREAM_HIGH_WATER_DEFAULT + 4096);
     /* Now it reads for a while: the producer goes on, still bounded. */
     size_t got = 0;
+    uint64_t t0 = mono_ns();
     char buf[65536];
     while (got < (4u << 20)) {
+        if (mono_ns() - t0 > LOOP_SEC(20))
+            fail_msg("only %zu bytes arrived in 20 s", got);
         ssize_t n = recv(p.fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n > 0)
             got += (size_t)n;
@@ -318,6 +321,13 @@ static int emfile_child(int ready_fd)
 static void test_emfile_at_accept_refuses_that_client_and_the_listener_goes_on(void **state)
 {
     (void)state;
+    if (RUNNING_ON_VALGRIND) {
+        /* valgrind keeps fds of its own above the soft limit and calls an
+         * fd the kernel returns past a lowered limit invalid (EBADF), so
+         * the kernel's EMFILE never reaches the program. */
+        print_message("skipped under valgrind: it turns EMFILE into EBADF\n");
+        skip();
+    }
     int pp[2];
     assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
     pid_t pid = fork();

@@ -192,9 +192,12 @@ static void test_two_tasks_draining_one_stream_both_return_when_it_drains(void *
         assert_int_equal(loop_run_once(l, 0), 0);
     assert_int_equal(d.done, 0); /* both wait: nothing was read */
     char buf[65536];
+    uint64_t t0 = mono_ns();
     while (d.done < 2) {
         (void)recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         assert_int_equal(loop_run_once(l, LOOP_MS(10)), 0);
+        if (mono_ns() - t0 > LOOP_SEC(20))
+            fail_msg("%d of 2 drainers returned after 20 s", d.done);
     }
     assert_int_equal(d.err[0], 0);
     assert_int_equal(d.err[1], 0);
