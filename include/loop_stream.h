@@ -106,10 +106,10 @@ extern "C" {
 typedef struct loop_stream loop_stream;
 typedef struct loop_server loop_server;
 
-#define LOOP_STREAM_LIMIT_DEFAULT (64u * 1024u)      /* read limit */
-#define LOOP_STREAM_HIGH_WATER_DEFAULT (64u * 1024u) /* write queue: pause above */
-#define LOOP_STREAM_LOW_WATER_DEFAULT (16u * 1024u)  /* write queue: drained at */
-#define LOOP_STREAM_ACCEPTS_DEFAULT 64u              /* accepts per wake-up */
+#define LOOP_STREAM_LIMIT_DEFAULT ((size_t)64 * 1024)      /* read limit */
+#define LOOP_STREAM_HIGH_WATER_DEFAULT ((size_t)64 * 1024) /* write queue: pause above */
+#define LOOP_STREAM_LOW_WATER_DEFAULT ((size_t)16 * 1024)  /* write queue: drained at */
+#define LOOP_STREAM_ACCEPTS_DEFAULT 64u                    /* accepts per wake-up */
 
 /*
  * Options for connects and listeners (a listener passes its own on to

@@ -271,11 +271,17 @@ uint16_t loop_server_port(const loop_server *srv)
 {
     struct sockaddr_storage ss;
     socklen_t len;
+    memset(&ss, 0, sizeof ss);
     if (!srv || !srv->tcp || loop_server_addr(srv, &ss, &len) != 0)
         return 0;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 in6;
+        memcpy(&in6, &ss, sizeof in6);
+        return ntohs(in6.sin6_port);
+    }
+    struct sockaddr_in in;
+    memcpy(&in, &ss, sizeof in);
+    return ntohs(in.sin_port);
 }
 
 int loop_server_info(const loop_server *srv, loop_server_info_t *out)

@@ -15,8 +15,8 @@
 
 typedef void *loop__stream_realloc_fn(void *ctx, void *ptr, size_t size);
 
-#define LOOP__STREAM_SCRATCH (64u * 1024u) /* one read's most */
-#define LOOP__STREAM_MIN_ROOM 2048u        /* least room kept for the next read */
+#define LOOP__STREAM_SCRATCH ((size_t)64 * 1024) /* one read's most */
+#define LOOP__STREAM_MIN_ROOM ((size_t)2048)     /* least room kept for the next read */
 
 /*
  * Each loop with streams has one, attached with loop_attach_new().  It

@@ -246,7 +246,7 @@ static int add_drainer(struct tstream *t, loop_t *loop, loop_future **f)
 {
     if (t->ndrain == t->cap) {
         size_t cap = t->cap ? 2 * t->cap : 2;
-        loop_future **p = mem(t, t->drainers, cap * sizeof(*p));
+        loop_future **p = mem(t, t->drainers, cap * sizeof(loop_future *));
         if (!p)
             return -ENOMEM;
         t->drainers = p;
@@ -258,7 +258,7 @@ static int add_drainer(struct tstream *t, loop_t *loop, loop_future **f)
     return err;
 }
 
-static void remove_drainer(struct tstream *t, loop_future *f)
+static void remove_drainer(struct tstream *t, const loop_future *f)
 {
     for (size_t i = 0; i < t->ndrain; i++) {
         if (t->drainers[i] == f) {
