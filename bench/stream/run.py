@@ -18,6 +18,7 @@ Medians with min-max; writes the report (default bench/stream/RESULTS.md).
 import argparse
 import datetime
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -167,6 +168,37 @@ def idle(bindir, runs, n, log):
     return "\n".join(lines)
 
 
+def profile(bindir, log, total=20000):
+    """Callgrind's instructions per W7 round trip (the whole server process
+    while echo_client runs, start-up included), and where the task form
+    spends them: its most costly functions, self cost."""
+    if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
+        return None
+    lines = ["| server | Ir per round trip |", "|---|---|"]
+    tops = {}
+    for title, w in (("libloop callbacks", "w7"), ("streams, callbacks", "w7s"),
+                     ("streams, tasks", "w7t")):
+        out = os.path.join(bindir, f"callgrind.stream.{w}.out")
+        srv = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                core.binary(bindir, "libloop"), w], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        port = int(srv.stdout.readline().split()[1])
+        subprocess.run([os.path.join(bindir, "echo_client"), f"port={port}", "conns=50",
+                        "size=64", f"total={total}"], capture_output=True, timeout=600)
+        srv.communicate(input="", timeout=120)
+        ann = subprocess.run(["callgrind_annotate", out], capture_output=True,
+                             text=True).stdout.splitlines()
+        total_ir = next(int(x.split()[0].replace(",", "")) for x in ann if "PROGRAM TOTALS" in x)
+        lines.append(f"| {title} | {total_ir / total:,.0f} |")
+        body = [x for x in ann if "(" in x and "%)" in x and "PROGRAM TOTALS" not in x]
+        tops[title] = body[:12]
+        log(f"  callgrind {title}: {total_ir / total:,.0f} Ir per round trip")
+    md = "\n".join(lines)
+    md += "\n\nThe task form's costliest functions (self cost, % of the process):\n\n```\n"
+    md += "\n".join(re.sub(r"\s*\[.*\]$", "", x).strip() for x in tops["streams, tasks"])
+    return md + "\n```"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bindir", required=True)
@@ -185,6 +217,7 @@ def main():
     w_table, w_verdicts = servers(bindir, a.runs, log)
     t_table, t_verdicts = transfer(bindir, a.runs, a.mib, log)
     i_table = idle(bindir, 3, a.conns, log)
+    prof = profile(bindir, log)
     info.append(("load average at end", core.loadavg()))
     elapsed = str(datetime.datetime.now() - start).split(".")[0]
     out = ["# Stream layer benchmarks", "",
@@ -210,8 +243,17 @@ def main():
             "After one round trip on each; the growth of the server's RSS, and of what "
             "its loop's allocator holds (the stream layers' and the core's memory), "
             "divided by the connections.  The task form's RSS includes each handler "
-            "task's coroutine stack (the pages it touched).", "", i_table, "",
-            "## Targets", ""]
+            "task's coroutine stack (the pages it touched).", "", i_table, ""]
+    if prof:
+        out += ["## Where the time goes (callgrind)", "",
+                "`valgrind --tool=callgrind` on the W7 server while `echo_client` makes "
+                "20,000 round trips over 50 connections (user-space instructions only: "
+                "the system calls, which are most of the CPU time in the table above, "
+                "are not counted).  The task form pays for a future, a coroutine switch "
+                "there and back and a ready-queue hop per message (the shape of "
+                "asyncio's StreamReader), and a copy of each message out of the shared "
+                "read buffer.", "", prof, ""]
+    out += ["## Targets", ""]
     for label, ratio, st, best in w_verdicts:
         out.append(f"- {label}: target >= 1.0x the best peer; {core.fmt(st[0])} vs "
                    f"{core.fmt(best)}, {ratio:.2f}x: **{'met' if ratio >= 1.0 else 'MISSED'}**")
