@@ -193,6 +193,55 @@ static void test_half_close_peer_reads_eof_and_still_gets_the_reply(void **state
     assert_int_equal(loop_free(l), 0);
 }
 
+static void test_abort_resets_the_connection_and_close_sends_the_queue_first(void **state)
+{
+    (void)state;
+    loop_t *l = new_real_loop();
+    struct echo_server e = {0};
+    uint16_t port = echo_listen(l, &e, NULL);
+    /* close: what is queued still arrives, then the end of file. */
+    int fd = raw_connect(port);
+    RUN_UNTIL(l, e.last != NULL);
+    loop_stream *s = e.last;
+    loop_stream_set_callbacks(s, NULL, NULL);
+    int small = 4096; /* the kernel takes little at once: the rest is queued */
+    setsockopt(loop_stream_fd(s), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    static char big[1 << 20];
+    memset(big, 'c', sizeof big);
+    assert_int_equal(loop_stream_write(s, big, sizeof big), 0);
+    loop_stream_info_t info;
+    loop_stream_info(s, &info);
+    assert_true(info.queued > 0); /* more than the kernel took at once */
+    assert_int_equal(loop_stream_close(s), 0);
+    size_t got = 0;
+    char buf[65536];
+    ssize_t n;
+    uint64_t t0 = mono_ns();
+    while ((n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) != 0) {
+        if (n > 0)
+            got += (size_t)n;
+        assert_int_equal(loop_run_once(l, n > 0 ? 0 : LOOP_MS(10)), 0);
+        assert_true(mono_ns() - t0 < LOOP_SEC(20));
+    }
+    assert_int_equal(got, sizeof big);
+    close(fd);
+    /* abort: the queue is dropped and the peer sees a reset. */
+    e.last = NULL;
+    fd = raw_connect(port);
+    RUN_UNTIL(l, e.last != NULL);
+    s = e.last;
+    setsockopt(loop_stream_fd(s), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    assert_int_equal(loop_stream_write(s, big, sizeof big), 0);
+    assert_int_equal(loop_stream_abort(s), 0);
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+    }
+    assert_int_equal(n, -1);
+    assert_int_equal(errno, ECONNRESET);
+    close(fd);
+    loop_server_free(e.srv);
+    assert_int_equal(loop_free(l), 0);
+}
+
 static void closed_cb(loop_server *srv, void *arg)
 {
     (void)srv;
@@ -233,6 +282,40 @@ static void test_server_close_stops_accepting_and_wait_closed_waits_for_connecti
     assert_int_equal(loop_free(l), 0);
 }
 
+static void test_open_fd_makes_streams_of_a_pipe_and_refuses_files(void **state)
+{
+    (void)state;
+    loop_t *l = new_real_loop();
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0); /* blocking: open_fd makes it not */
+    struct rec r = {.consume = true};
+    loop_stream *in, *out;
+    assert_int_equal(loop_stream_open_fd(l, p[0], NULL, &rec_cb, &r, &in), 0);
+    assert_int_equal(loop_stream_open_fd(l, p[1], NULL, NULL, NULL, &out), 0);
+    assert_true(fcntl(p[0], F_GETFL) & O_NONBLOCK);
+    assert_int_equal(loop_stream_write(out, "through a pipe", 14), 0);
+    assert_int_equal(loop_stream_shutdown_write(out), -ENOTSOCK);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    assert_int_equal(loop_stream_peer_addr(out, &ss, &len), -ENOTSOCK);
+    assert_int_equal(loop_stream_close(out), 0); /* the writer's end of file */
+    RUN_UNTIL(l, r.eof);
+    assert_string_equal(r.buf, "through a pipe");
+    assert_int_equal(loop_stream_close(in), 0);
+    assert_int_equal(fcntl(p[0], F_GETFD), -1); /* the stream owned it */
+
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/loop_stream_file.%d", (int)getpid());
+    int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    unlink(path);
+    assert_int_equal(loop_stream_open_fd(l, fd, NULL, NULL, NULL, &in), -EPERM);
+    assert_null(in);
+    close(fd); /* still the program's */
+    assert_int_equal(loop_stream_open_fd(l, fd, NULL, NULL, NULL, &in), -EBADF);
+    assert_int_equal(loop_stream_open_fd(l, -1, NULL, NULL, NULL, &in), -EBADF);
+    assert_int_equal(loop_free(l), 0);
+}
+
 static void test_loop_free_closes_fds_and_leaves_husks_that_close_releases(void **state)
 {
     (void)state;
@@ -268,7 +351,9 @@ int main(void)
         cmocka_unit_test(test_bad_addresses_are_einval_and_names_are_enosys),
         cmocka_unit_test(test_connect_to_a_closed_port_is_econnrefused),
         cmocka_unit_test(test_half_close_peer_reads_eof_and_still_gets_the_reply),
+        cmocka_unit_test(test_abort_resets_the_connection_and_close_sends_the_queue_first),
         cmocka_unit_test(test_server_close_stops_accepting_and_wait_closed_waits_for_connections),
+        cmocka_unit_test(test_open_fd_makes_streams_of_a_pipe_and_refuses_files),
         cmocka_unit_test(test_loop_free_closes_fds_and_leaves_husks_that_close_releases),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
