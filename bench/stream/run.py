@@ -112,15 +112,16 @@ def servers(bindir, runs, log):
     for label, unit, w, metric, better in rows:
         sts = {t: stats([s[metric] for s in samples.get((w, t), []) if metric in s])
                for t, _, _ in impls}
-        peers = [sts[t][0] for t, c, _ in impls if c in PEERS and sts[t]]
-        best = (max(peers) if better == "higher" else min(peers)) if peers else None
+        peers = [sts[t] for t, c, _ in impls if c in PEERS and sts[t]]
+        best_st = (max(peers) if better == "higher" else min(peers)) if peers else None
+        best = best_st[0] if best_st else None
         ratios = []
         for t in ("streams, callbacks", "streams, tasks"):
             if best and sts.get(t):
                 ratio = sts[t][0] / best
                 ratios.append(f"{ratio:.2f}x")
                 if better == "higher":
-                    verdicts.append((f"{label}, {t}", ratio, sts[t], best))
+                    verdicts.append((f"{label}, {t}", ratio, sts[t], best_st))
             else:
                 ratios.append("-")
         lines.append("| " + " | ".join([label, unit] + [cell(sts[t]) for t, _, _ in impls]
@@ -255,8 +256,11 @@ def main():
                 "read buffer.", "", prof, ""]
     out += ["## Targets", ""]
     for label, ratio, st, best in w_verdicts:
+        verdict = "met" if ratio >= 1.0 else "MISSED"
+        if ratio < 1.0 and st[1] <= best[2] and best[1] <= st[2]:
+            verdict += ", within the spread"  # the min-max ranges overlap
         out.append(f"- {label}: target >= 1.0x the best peer; {core.fmt(st[0])} vs "
-                   f"{core.fmt(best)}, {ratio:.2f}x: **{'met' if ratio >= 1.0 else 'MISSED'}**")
+                   f"{core.fmt(best[0])}, {ratio:.2f}x: **{verdict}**")
     for label, ratio in t_verdicts:
         out.append(f"- {label}: target >= 0.9x the blocking loop; {ratio:.2f}x: "
                    f"**{'met' if ratio >= 0.9 else 'MISSED'}**")
