@@ -3,7 +3,9 @@
  *
  *     bench_libloop <workload> [key=value ...]
  *
- * Workloads: w1a w1b w2 w3 w3at w4 w4at w4re w5 w6 w7 w8 w9 mem_timer mem_fd mem_cb.
+ * Workloads: w1a w1b w2 w3 w3at w4 w4at w4re w5 w6 w7 w8 w9 mem_timer mem_fd mem_cb,
+ * and W7 and W8 on the stream layers: w7s w8s (callbacks), w7t w8t (tasks),
+ * in stream/stream_servers.h.
  */
 #include "common.h"
 
@@ -19,6 +21,10 @@ static loop_t *new_loop(bool strict)
     CHECK(loop_new_with(&loop, &o));
     return loop;
 }
+
+#ifdef BENCH_HAVE_STREAM
+#include "stream/stream_servers.h"
+#endif
 
 /* ---- W1: a call_soon chain ---------------------------------------------- */
 
@@ -416,6 +422,10 @@ int main(int argc, char **argv)
         server(false);
     else if (!strcmp(w, "w8"))
         server(true);
+#ifdef BENCH_HAVE_STREAM
+    else if (!strcmp(w, "w7s") || !strcmp(w, "w8s") || !strcmp(w, "w7t") || !strcmp(w, "w8t"))
+        stream_server(w[1] == '8', w[2] == 't');
+#endif
     else if (!strcmp(w, "w9"))
         w9();
     else if (!strncmp(w, "mem_", 4))

@@ -218,6 +218,96 @@ int main(void)
     return 0;
 }
 CEOF
+cat >"$work/src/layer_stream.c" <<'CEOF'
+#include <loop_stream.h>
+
+#include <stdio.h>
+
+static int connected;
+
+static void on_conn(loop_server *srv, loop_stream *s, void *arg)
+{
+    (void)srv;
+    (void)arg;
+    loop_stream_close(s);
+    connected = 1;
+}
+
+int main(void)
+{
+    loop_t *loop;
+    loop_server *srv;
+    loop_stream *c;
+    if (loop_new(&loop) ||
+        loop_server_listen(loop, "127.0.0.1", 0, NULL, on_conn, NULL, &srv) ||
+        loop_stream_connect(loop, "127.0.0.1", loop_server_port(srv), NULL, NULL, NULL, &c)) {
+        fprintf(stderr, "cannot listen and connect\n");
+        return 1;
+    }
+    while (!connected)
+        loop_run_once(loop, -1);
+    loop_stream_close(c);
+    loop_server_free(srv);
+    loop_free(loop);
+    printf("libloop-stream: ok\n");
+    return 0;
+}
+CEOF
+cat >"$work/src/layer_stream_task.c" <<'CEOF'
+#include <loop_stream_task.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static int handler(loop_stream *s, void *arg)
+{
+    (void)arg;
+    const char *d;
+    size_t n;
+    int err = loop_stream_task_read_until(s, "\n", 1, &d, &n);
+    if (!err)
+        err = loop_stream_write(s, d, n);
+    return err ? err : loop_stream_task_drain(s);
+}
+
+static int client(loop_t *loop, void *arg, void **result)
+{
+    loop_stream *s;
+    const char *d;
+    size_t n;
+    int err = loop_stream_task_open_connection(loop, "127.0.0.1", *(uint16_t *)arg, NULL, &s);
+    if (err)
+        return err;
+    loop_stream_write(s, "echo\n", 5);
+    err = loop_stream_task_read_until(s, "\n", 1, &d, &n);
+    if (!err && (n != 5 || memcmp(d, "echo\n", 5)))
+        err = -1;
+    loop_stream_close(s);
+    *result = (void *)7;
+    return err;
+}
+
+int main(void)
+{
+    loop_t *loop;
+    loop_server *srv;
+    loop_task *t;
+    void *v = NULL;
+    uint16_t port;
+    if (loop_new(&loop) ||
+        loop_stream_task_start_server(loop, "127.0.0.1", 0, NULL, handler, NULL, &srv) ||
+        !(port = loop_server_port(srv)) || loop_task_spawn(loop, client, &port, &t) ||
+        loop_run_until_complete(loop, loop_task_future(t), &v) || v != (void *)7) {
+        fprintf(stderr, "the echo did not come back\n");
+        return 1;
+    }
+    loop_task_unref(t);
+    loop_server_free(srv);
+    loop_free(loop);
+    printf("libloop-stream_task: ok\n");
+    return 0;
+}
+CEOF
 cat >"$work/src/layer_coro.c" <<'CEOF'
 #include <loop_coro.h>
 
@@ -308,7 +398,7 @@ int main(void)
     return 0;
 }
 CEOF
-for layer in future coro task workers process; do
+for layer in future coro task workers process stream stream_task; do
     [ -e "$(dirname "$pc")/libloop-$layer.pc" ] || fail "libloop-$layer.pc was not installed"
     step "pkg-config libloop-$layer, static and shared"
     # shellcheck disable=SC2046
