@@ -73,6 +73,14 @@ static void set_flag(loop_t *loop, int fd, unsigned events, void *arg)
 static void test_ten_thousand_connections_each_idle_under_one_kib(void **state)
 {
     (void)state;
+    if (RUNNING_ON_VALGRIND) {
+        /* 10,000 connections from a client that valgrind also runs, 50
+         * times slower: its 20 s waits run out.  Memory per connection is
+         * counted by the allocator, not by valgrind: the plain and ASan
+         * runs check it. */
+        print_message("skipped under valgrind: too slow for 10,000 connections\n");
+        skip();
+    }
     assert_true(raise_fd_limit(N + 200) >= N + 200);
     struct counting_alloc a = {0};
     loop_t *l = new_loop_with((loop_options){.realloc = counting_realloc, .alloc_ctx = &a});

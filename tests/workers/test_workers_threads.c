@@ -99,7 +99,7 @@ static void test_start_rejects_bad_options_with_einval(void **state)
     assert_int_equal(loop_workers_start(&w, &o), -EINVAL);
     assert_null(w);
     assert_int_equal(s.index[0] + s.index[1] + s.index[2], 0); /* no setup ran */
-    assert_int_equal(extra_threads(), 0);
+    assert_int_equal(extra_threads_settled(), 0);
 }
 
 static void test_each_setup_runs_on_its_own_thread_and_loop_and_knows_its_index(void **state)
@@ -123,7 +123,7 @@ static void test_each_setup_runs_on_its_own_thread_and_loop_and_knows_its_index(
     }
     assert_int_equal(loop_workers_stop(w), 0);
     assert_int_equal(loop_workers_wait(w), 0);
-    assert_int_equal(extra_threads(), 0);
+    assert_int_equal(extra_threads_settled(), 0);
     assert_int_equal(loop_workers_free(w), 0);
 }
 
@@ -259,7 +259,7 @@ static void test_a_drain_past_its_deadline_is_cut_short_and_wait_says_etimedout(
         assert_int_equal(s.drains[i], 1);
         assert_int_equal(s.teardowns[i], 1);
     }
-    assert_int_equal(extra_threads(), 0);
+    assert_int_equal(extra_threads_settled(), 0);
     assert_int_equal(loop_workers_free(w), 0);
 }
 
@@ -370,7 +370,7 @@ static void test_a_failed_setup_fails_the_start_and_stops_the_workers_that_start
     s.fail_with[1] = -EIO;
     assert_int_equal(loop_workers_start(&w, &o), -EIO);
     assert_null(w);
-    assert_int_equal(extra_threads(), 0);
+    assert_int_equal(extra_threads_settled(), 0);
     assert_int_equal(s.drains[1] + s.teardowns[1], 0); /* the one that failed: neither */
     for (int i = 0; i < N; i += 2) {
         assert_int_equal(s.drains[i], 1);

@@ -136,7 +136,7 @@ static void test_a_setup_whose_port_is_in_use_fails_the_start_with_eaddrinuse(vo
     assert_int_equal(loop_workers_start(&w, &o), -EADDRINUSE);
     assert_null(w);
     close(held);
-    assert_int_equal(extra_threads(), 0);
+    assert_int_equal(extra_threads_settled(), 0);
 }
 
 /* ---- workers accepting ------------------------------------------------------ */

@@ -92,7 +92,7 @@ static void test_each_failed_allocation_is_enomem_and_leaves_nothing(void **stat
         assert_int_equal(la.a.live_blocks, 0);
         assert_int_equal(la.a.bad_frees, 0);
         assert_same_fds(&before, "after a run with a failed allocation");
-        assert_int_equal(extra_threads(), 0);
+        assert_int_equal(extra_threads_settled(), 0);
         assert_int_equal(p.ran, posted); /* every call accepted ran, once */
         for (int i = 0; i < N; i++)
             assert_int_equal(p.teardowns[i], p.setups[i]);

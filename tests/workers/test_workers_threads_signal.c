@@ -127,7 +127,7 @@ static void test_stop_on_signals_is_ebusy_while_another_loop_owns_sigterm(void *
     assert_int_equal(loop_workers_start(&w, &o), -EBUSY);
     assert_null(w);
     assert_int_equal(unblocked, 0); /* no worker started */
-    assert_int_equal(extra_threads(), 0);
+    assert_int_equal(extra_threads_settled(), 0);
     assert_int_equal(loop_free(l), 0);
     assert_ptr_equal(disposition(SIGINT), SIG_DFL);
 }

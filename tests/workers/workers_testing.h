@@ -62,6 +62,19 @@ static inline int extra_threads(void)
     return count_threads() - base_threads;
 }
 
+/*
+ * The extra threads once those joined have left /proc/self/task: a joined
+ * thread's tid is released before the kernel takes the thread out of its
+ * group, so it may still be listed for a moment on a loaded machine.
+ * Polls for up to 10 s; a thread that never goes is still counted.
+ */
+static inline int extra_threads_settled(void)
+{
+    for (int i = 0; i < 10000 && extra_threads() > 0; i++)
+        usleep(1000);
+    return extra_threads();
+}
+
 static inline void *no_work(void *arg)
 {
     return arg;
