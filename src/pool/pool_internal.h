@@ -1,0 +1,138 @@
+/*
+ * Between the files of the pool layer only.
+ *
+ * Who touches what.  A pool's fields are in three groups:
+ *   - the loop thread's (no lock): the list of outstanding jobs, spare
+ *     records, counts the loop alone changes, the eventfd's watch;
+ *   - shared, under `mu`: the two queues, the thread counts, `stopping`;
+ *   - the finished-job stack `done`, an atomic pointer: threads push onto
+ *     it (a Treiber stack) and the loop takes all of it at once, so the
+ *     loop never waits on a thread to collect completions.
+ * A job record is the loop's while it is queued (under `mu`) or between
+ * its delivery and its reuse; a thread's while it runs; the loop's again
+ * once taken off `done`.  Its fields follow the same split.
+ */
+#ifndef LOOP_POOL_INTERNAL_H
+#define LOOP_POOL_INTERNAL_H
+
+#include "loop_pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+enum job_state {
+    JOB_QUEUED = 0, /* in a queue (under mu) */
+    JOB_RUNNING,    /* taken by a thread (under mu) */
+    JOB_OFF,        /* taken off its queue by the loop: it never runs */
+};
+
+struct job {
+    struct loop_pool *pool;
+    /* the loop thread's */
+    struct job *lprev, *lnext; /* in pool->jobs while outstanding */
+    loop_future *future;       /* NULL: none, or let go (cancelled) */
+    loop_pool_drop_fn *drop;
+    bool listed;    /* in pool->jobs (false once let go by loop_pool_free) */
+    bool never_ran; /* on the ready list without having run: cancel, not complete */
+    /* set before queueing, then read-only */
+    loop_pool_fn *fn;
+    void *arg;
+    bool slow;
+    /* under mu */
+    enum job_state state;
+    uint64_t seq; /* submission order, to merge the two queues */
+    struct job *qprev, *qnext;
+    /* written by the thread that ran it, read after it is taken off done */
+    void *result;
+    int status;
+    struct job *done_next;
+};
+
+enum worker_phase {
+    WORKER_IDLE = 0, /* looking for a job, or waiting */
+    WORKER_RUNNING,  /* in a job's fn */
+    WORKER_RETURNED, /* the job returned: it will be pushed on done */
+    WORKER_ORPHANED, /* loop_pool_free let go of it while it ran a job */
+};
+
+struct worker {
+    struct loop_pool *pool;
+    pthread_t thread;
+    _Atomic int phase;   /* enum worker_phase; see loop__pool_worker_main */
+    struct job *job;     /* what it runs (under mu) */
+    struct worker *next; /* in pool->workers (the loop thread's) */
+    /* the allocator, for an orphan to free itself */
+    void *(*realloc)(void *ctx, void *ptr, size_t size);
+    void *ctx;
+};
+
+struct job_queue {
+    struct job *head, *tail;
+    uint32_t n;
+};
+
+struct loop_pool {
+    /* ---- set once ---- */
+    loop_t *loop;
+    void *(*realloc)(void *ctx, void *ptr, size_t size);
+    void *ctx;
+    unsigned max_threads, slow_cap;
+    uint32_t capacity;
+    unsigned fork_gen; /* loop__pool_fork_generation() when made */
+    int efd;           /* the eventfd threads write when done goes non-empty */
+
+    /* ---- the loop thread's ---- */
+    struct job *jobs;               /* outstanding: queued, running or finished */
+    struct job *spare;              /* records to reuse, linked by lnext */
+    struct job *ready, *ready_tail; /* taken off done, not yet delivered */
+    uint32_t outstanding;
+    struct worker *workers; /* every thread started and not joined */
+    loop_future *drained;   /* loop_pool_shutdown's future */
+    loop_handle idle_check; /* the unwatch, two iterations after idle */
+    unsigned idle_hops;
+    bool watching; /* efd is watched by the loop */
+    bool shut;     /* loop_pool_shutdown was called */
+    bool dead;     /* in a child after fork: runs nothing */
+    bool freeing;  /* loop_pool_free: completions go to futures but no retry */
+
+    /* ---- shared, under mu ---- */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* idle threads wait here */
+    struct job_queue normal, slowq;
+    uint64_t seq;
+    unsigned nthreads;     /* started and not ended */
+    unsigned idle;         /* will look at the queues before they sleep */
+    unsigned slow_running; /* slow jobs running */
+    bool stopping;         /* threads end once nothing is left for them */
+
+    /* ---- pushed by threads, taken by the loop ---- */
+    char pad[64]; /* keep the stack's line apart from the lock's */
+    _Atomic(struct job *) done;
+};
+
+/* pool.c */
+unsigned loop__pool_fork_generation(void);
+bool loop__pool_forked(struct loop_pool *pool); /* and abandons it if so */
+void loop__pool_abandon(struct loop_pool *pool);
+void *loop__pool_mem(struct loop_pool *pool, void *ptr, size_t size);
+
+/* submit.c */
+void loop__pool_on_done(loop_t *loop, int fd, unsigned events, void *arg);
+void loop__pool_deliver(struct loop_pool *pool);
+void loop__pool_collect(struct loop_pool *pool);
+void loop__pool_ready_push(struct loop_pool *pool, struct job *j);
+void loop__pool_recycle(struct loop_pool *pool, struct job *j);
+void loop__pool_forget(struct loop_pool *pool, struct job *j);
+void loop__pool_release_future(struct job *j);
+void loop__pool_check_drained(struct loop_pool *pool);
+void loop__pool_wake_self(struct loop_pool *pool);
+
+/* worker.c (the queues, under mu, and the threads) */
+void loop__pool_enqueue(struct loop_pool *pool, struct job *j);
+void loop__pool_unqueue(struct loop_pool *pool, struct job *j);
+uint32_t loop__pool_runnable(const struct loop_pool *pool);
+struct job *loop__pool_take_queued(struct loop_pool *pool);
+int loop__pool_start_thread(struct loop_pool *pool);
+
+#endif
