@@ -155,10 +155,12 @@ static inline void wait_until(bool (*fn)(void *), void *arg, const char *what)
     }
 }
 
+/* Nothing queued and no thread in a job: every job is finished (a thread
+ * counts itself idle as it hands its job to the loop). */
 static inline bool pool_all_idle(void *arg)
 {
     loop_pool_stats_t s = pool_stats(arg);
-    return s.idle == s.threads;
+    return s.queued == 0 && s.idle == s.threads;
 }
 
 /* The threads of this process (/proc/self/status). */
