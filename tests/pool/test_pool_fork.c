@@ -121,7 +121,8 @@ static void test_a_child_cancels_what_was_outstanding_and_the_parent_runs_it_onc
 static void test_a_child_can_free_an_inherited_pool_without_joining(void **s)
 {
     (void)s;
-    loop_t *l = new_real_loop();
+    static struct counting_alloc a; /* the pool's threads never allocate */
+    loop_t *l = new_loop_with((loop_options){.realloc = counting_realloc, .alloc_ctx = &a});
     loop_pool *p = new_pool(l, 1);
     struct gate g;
     gate_init(&g);
@@ -136,6 +137,7 @@ static void test_a_child_can_free_an_inherited_pool_without_joining(void **s)
         CHILD_CHECK(loop_future_state(f) == LOOP_FUTURE_CANCELLED);
         loop_future_unref(f);
         CHILD_CHECK(loop_free(l) == 0);
+        CHILD_CHECK(a.live_blocks == 0 && a.bad_frees == 0); /* the records of the job too */
         _exit(0);
     }
     int status = 0;
@@ -149,6 +151,7 @@ static void test_a_child_can_free_an_inherited_pool_without_joining(void **s)
     loop_future_unref(f);
     loop_pool_free(p);
     loop_free(l);
+    assert_int_equal(a.live_blocks, 0);
     gate_destroy(&g);
 }
 
