@@ -73,7 +73,8 @@ typedef int loop_pool_fn(void *arg, void **result);
  * It runs on the loop thread, except for a job still running when its
  * pool is freed: then it runs on that job's thread when the job returns
  * (see loop_pool_free()).  A job whose future receives its outcome never
- * sees drop: the future's reader owns the result.
+ * sees drop: the future's reader owns the result.  drop must not free the
+ * pool (it may be called from inside the pool's own calls).
  */
 typedef void loop_pool_drop_fn(void *arg, void *result);
 

@@ -239,7 +239,7 @@ static void free_pool(struct loop_pool *pool, bool futures)
     if (!futures)
         pool->drained = NULL;
     if (pool->dead || loop__pool_forked(pool)) { /* in a child: no thread to stop */
-        loop__pool_abandon(pool); /* again: once more for cancels that failed */
+        loop__pool_abandon(pool);                /* again: once more for cancels that failed */
         for (struct job *j; (j = pool->jobs);) { /* cancels that failed: give up */
             loop__pool_release_future(j);
             loop__pool_forget(pool, j);

@@ -179,21 +179,27 @@ static int deliver_one(struct job *j)
     return 0;
 }
 
+/* Each job leaves the list before its outcome is handed over, so a drop
+ * that shuts the pool down (and so delivers) finds the list consistent. */
 void loop__pool_deliver(struct loop_pool *pool)
 {
     while (pool->ready) {
         struct job *j = pool->ready;
+        pool->ready = j->done_next;
+        if (!pool->ready)
+            pool->ready_tail = NULL;
         if (deliver_one(j) == -ENOMEM) {
-            if (!pool->freeing) {
+            if (!pool->freeing) { /* back at the head: try again next iteration */
+                j->done_next = pool->ready;
+                pool->ready = j;
+                if (!pool->ready_tail)
+                    pool->ready_tail = j;
                 loop__pool_wake_self(pool);
                 break;
             }
             loop__pool_release_future(j); /* no later: it stays pending */
             deliver_one(j);
         }
-        pool->ready = j->done_next;
-        if (!pool->ready)
-            pool->ready_tail = NULL;
         loop__pool_forget(pool, j);
         loop__pool_recycle(pool, j);
     }
