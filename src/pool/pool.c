@@ -115,6 +115,7 @@ int loop_pool_new(loop_t *loop, const loop_pool_options *opts, loop_pool **out)
     pool->capacity = capacity;
     pool->fork_gen = loop__pool_fork_generation();
     atomic_init(&pool->done, NULL);
+    atomic_init(&pool->runnable_hint, 0);
     err = open_efd(pool);
     if (!err) {
         err = loop_attach(loop, pool, pool, release_pool);
@@ -126,7 +127,6 @@ int loop_pool_new(loop_t *loop, const loop_pool_options *opts, loop_pool **out)
         return err;
     }
     pthread_mutex_init(&pool->mu, NULL);
-    pthread_cond_init(&pool->cv, NULL);
     *out = pool;
     return 0;
 }
@@ -220,12 +220,14 @@ static void stop_threads(struct loop_pool *pool, bool futures, struct job **queu
         }
         p = &w->next;
     }
-    pthread_cond_broadcast(&pool->cv);
+    struct worker *sleepers = loop__pool_wake_all(pool);
     pthread_mutex_unlock(&pool->mu);
+    loop__pool_post(sleepers);
     while (pool->workers) {
         struct worker *w = pool->workers;
         pool->workers = w->next;
         pthread_join(w->thread, NULL);
+        sem_destroy(&w->wake);
         loop__pool_mem(pool, w, 0);
     }
 }
@@ -258,7 +260,6 @@ static void free_pool(struct loop_pool *pool, bool futures)
         loop_cancel(pool->loop, pool->idle_check);
         loop_watch_fd(pool->loop, pool->efd, 0, NULL, NULL);
         close(pool->efd);
-        pthread_cond_destroy(&pool->cv);
         pthread_mutex_destroy(&pool->mu);
     }
     if (pool->drained) {
@@ -327,7 +328,7 @@ int loop_pool_stats(loop_pool *pool, loop_pool_stats_t *out)
     pthread_mutex_lock(&pool->mu);
     *out = (loop_pool_stats_t){
         .threads = pool->nthreads,
-        .idle = pool->idle,
+        .idle = pool->awake + pool->nsleeping,
         .slow_running = pool->slow_running,
         .queued = pool->normal.n + pool->slowq.n,
         .outstanding = pool->outstanding,

@@ -18,6 +18,7 @@
 #include "loop_pool.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -59,9 +60,11 @@ enum worker_phase {
 struct worker {
     struct loop_pool *pool;
     pthread_t thread;
-    _Atomic int phase;   /* enum worker_phase; see loop__pool_worker_main */
-    struct job *job;     /* what it runs (under mu) */
-    struct worker *next; /* in pool->workers (the loop thread's) */
+    _Atomic int phase;         /* enum worker_phase; see loop__pool_worker_main */
+    struct job *job;           /* what it runs (under mu) */
+    struct worker *next;       /* in pool->workers (the loop thread's) */
+    struct worker *sleep_next; /* in pool->sleepers (under mu) */
+    sem_t wake;                /* it sleeps here, alone */
     /* the allocator, for an orphan to free itself */
     void *(*realloc)(void *ctx, void *ptr, size_t size);
     void *ctx;
@@ -98,17 +101,20 @@ struct loop_pool {
 
     /* ---- shared, under mu ---- */
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* idle threads wait here */
     struct job_queue normal, slowq;
     uint64_t seq;
-    unsigned nthreads;     /* started and not ended */
-    unsigned idle;         /* will look at the queues before they sleep */
-    unsigned slow_running; /* slow jobs running */
-    bool stopping;         /* threads end once nothing is left for them */
+    unsigned nthreads;       /* started and not ended */
+    unsigned awake;          /* not in a job, and will look at the queues before sleeping */
+    unsigned nsleeping;      /* asleep, on the sleepers stack */
+    bool spinning;           /* a thread waits for work without sleeping */
+    struct worker *sleepers; /* the last to sleep first: its cache is warmest */
+    unsigned slow_running;   /* slow jobs running */
+    bool stopping;           /* threads end once nothing is left for them */
 
-    /* ---- pushed by threads, taken by the loop ---- */
-    char pad[64]; /* keep the stack's line apart from the lock's */
-    _Atomic(struct job *) done;
+    /* ---- read without the lock ---- */
+    char pad[64];                   /* keep these lines apart from the lock's */
+    _Atomic uint32_t runnable_hint; /* loop__pool_runnable(), stored under mu: for the spinner */
+    _Atomic(struct job *) done;     /* pushed by threads, taken by the loop */
 };
 
 /* pool.c */
@@ -132,6 +138,10 @@ void loop__pool_wake_self(struct loop_pool *pool);
 void loop__pool_enqueue(struct loop_pool *pool, struct job *j);
 void loop__pool_unqueue(struct loop_pool *pool, struct job *j);
 uint32_t loop__pool_runnable(const struct loop_pool *pool);
+void loop__pool_update_hint(struct loop_pool *pool);
+struct worker *loop__pool_wake_one(struct loop_pool *pool);
+struct worker *loop__pool_wake_all(struct loop_pool *pool);
+void loop__pool_post(struct worker *list);
 struct job *loop__pool_take_queued(struct loop_pool *pool);
 int loop__pool_start_thread(struct loop_pool *pool);
 

@@ -260,24 +260,30 @@ static int cancel_job(loop_future *f, void *arg)
 /* ---- submitting ---------------------------------------------------------------- */
 
 /*
- * Queue j; wake an idle thread for it, or say a thread must be started
- * (counted already) when runnable jobs outnumber idle threads.
+ * Queue j.  Wake a sleeping thread only if no thread is awake to look at
+ * the queues (an awake one that takes a job wakes the next itself, so the
+ * loop thread pays for few wake-ups); say a thread must be started
+ * (counted already) if runnable jobs outnumber the threads awake or
+ * asleep.
  */
 static bool queue_job(struct loop_pool *pool, struct job *j)
 {
     pthread_mutex_lock(&pool->mu);
     loop__pool_enqueue(pool, j);
     uint32_t runnable = loop__pool_runnable(pool);
-    bool can_start = !j->slow || pool->slowq.n <= pool->slow_cap - pool->slow_running;
-    bool wake = can_start && pool->idle > 0;
-    bool start = can_start && runnable > pool->idle && pool->nthreads < pool->max_threads;
-    if (start) {
-        pool->nthreads++;
-        pool->idle++;
+    struct worker *woken = NULL;
+    bool start = false;
+    if (runnable > pool->awake) {
+        if (pool->awake == 0)
+            woken = loop__pool_wake_one(pool);
+        start = runnable > pool->awake + pool->nsleeping && pool->nthreads < pool->max_threads;
+        if (start) {
+            pool->nthreads++;
+            pool->awake++;
+        }
     }
     pthread_mutex_unlock(&pool->mu);
-    if (wake)
-        pthread_cond_signal(&pool->cv);
+    loop__pool_post(woken);
     return start;
 }
 
@@ -362,8 +368,9 @@ int loop_pool_shutdown(loop_pool *pool, enum loop_pool_shutdown_how how, loop_fu
     pthread_mutex_lock(&pool->mu);
     pool->stopping = true;
     struct job *taken = how == LOOP_POOL_CANCEL ? loop__pool_take_queued(pool) : NULL;
-    pthread_cond_broadcast(&pool->cv);
+    struct worker *sleepers = loop__pool_wake_all(pool); /* to end, or to finish the queue */
     pthread_mutex_unlock(&pool->mu);
+    loop__pool_post(sleepers);
     for (struct job *j = taken, *next; j; j = next) {
         next = j->qnext;
         j->never_ran = true;

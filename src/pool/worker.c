@@ -1,6 +1,6 @@
 /*
  * The threads' side: the queues (under the pool's mutex), a thread's
- * life, and starting one.
+ * life, waking one, and starting one.
  *
  * Two queues, merged by submission order: normal jobs, and slow jobs,
  * which a thread takes only while fewer than slow_cap of them run.  A slow
@@ -8,16 +8,26 @@
  * looks at the queues before it sleeps, so nothing waits for a wake-up
  * that no one sends.
  *
- * `idle` counts the threads that will look at the queues before they
- * sleep: a new thread, a sleeping one, and one that has just finished a
- * job.  A submit wakes one if there is one, and starts a thread only when
- * runnable jobs outnumber idle threads, so no more threads run than jobs
- * were ever given at once.
+ * Wake-ups are counted, not broadcast.  `awake` counts the threads that
+ * are not in a job and will look at the queues before they sleep: a new
+ * thread, one just woken, one that has just finished a job.  A thread
+ * that finds nothing puts itself on the sleepers stack and waits on its
+ * own semaphore.  A submit wakes a sleeper only when no thread is awake;
+ * a thread that takes a job wakes the next sleeper if runnable jobs still
+ * outnumber awake threads, so wake-ups cascade among the threads and the
+ * loop thread seldom pays for one.  A submit starts a thread only when
+ * runnable jobs outnumber the threads awake and asleep: no more threads
+ * run than jobs were ever given at once.  (A condition variable
+ * signalled on every submit made one futex call and one context switch
+ * per job when jobs are short.)  Before it sleeps, one thread at a time
+ * spins a while, yielding the CPU, watching for a job: when the loop
+ * submits faster than a wake-up takes but slower than threads run short
+ * jobs, that thread takes them without anyone sleeping or waking.
  *
- * A thread that ends a job counts itself idle and pushes the job on the
+ * A thread that ends a job counts itself awake and pushes the job on the
  * done stack under the same lock, then writes the eventfd (outside it)
  * if the stack was empty: by the time the loop sees the job, the thread
- * already counts as idle, and the next submit does not start another.
+ * already counts as awake, and the next submit does not start another.
  *
  * loop_pool_free() must be able to let go of a thread whose job never
  * returns.  Who owns the job when it returns is settled by one atomic
@@ -27,8 +37,10 @@
 #include "pool_internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the queues (under mu) ------------------------------------------------ */
@@ -51,6 +63,7 @@ void loop__pool_enqueue(struct loop_pool *pool, struct job *j)
         q->head = j;
     q->tail = j;
     q->n++;
+    loop__pool_update_hint(pool);
 }
 
 void loop__pool_unqueue(struct loop_pool *pool, struct job *j)
@@ -65,6 +78,7 @@ void loop__pool_unqueue(struct loop_pool *pool, struct job *j)
     else
         q->tail = j->qprev;
     q->n--;
+    loop__pool_update_hint(pool);
 }
 
 /* Slow jobs that may start now. */
@@ -79,6 +93,12 @@ uint32_t loop__pool_runnable(const struct loop_pool *pool)
     return pool->normal.n + slow_startable(pool);
 }
 
+/* After any change to the queues or to slow_running. */
+void loop__pool_update_hint(struct loop_pool *pool)
+{
+    atomic_store_explicit(&pool->runnable_hint, loop__pool_runnable(pool), memory_order_relaxed);
+}
+
 /* The oldest job a thread may start now, taken off its queue; or NULL. */
 static struct job *pick(struct loop_pool *pool)
 {
@@ -89,8 +109,10 @@ static struct job *pick(struct loop_pool *pool)
         return NULL;
     loop__pool_unqueue(pool, j);
     j->state = JOB_RUNNING;
-    if (j->slow)
+    if (j->slow) {
         pool->slow_running++;
+        loop__pool_update_hint(pool);
+    }
     return j;
 }
 
@@ -112,6 +134,41 @@ struct job *loop__pool_take_queued(struct loop_pool *pool)
     return first;
 }
 
+/* ---- waking ------------------------------------------------------------ */
+
+/* Take a sleeper off the stack, counted awake; post it (loop__pool_post)
+ * once mu is unlocked.  NULL if none sleeps. */
+struct worker *loop__pool_wake_one(struct loop_pool *pool)
+{
+    struct worker *w = pool->sleepers;
+    if (w) {
+        pool->sleepers = w->sleep_next;
+        w->sleep_next = NULL;
+        pool->nsleeping--;
+        pool->awake++;
+    }
+    return w;
+}
+
+/* Every sleeper, for stopping: a list linked by sleep_next. */
+struct worker *loop__pool_wake_all(struct loop_pool *pool)
+{
+    struct worker *all = pool->sleepers;
+    pool->awake += pool->nsleeping;
+    pool->nsleeping = 0;
+    pool->sleepers = NULL;
+    return all;
+}
+
+void loop__pool_post(struct worker *list)
+{
+    while (list) {
+        struct worker *next = list->sleep_next; /* read first: it may run at once */
+        sem_post(&list->wake);
+        list = next;
+    }
+}
+
 /* ---- a thread ----------------------------------------------------------- */
 
 /* The pool let go of this thread while its job ran: finish alone. */
@@ -120,6 +177,7 @@ static void *orphan_exit(struct worker *w, struct job *j)
     if (j->drop)
         j->drop(j->arg, j->result);
     w->realloc(w->ctx, j, 0);
+    sem_destroy(&w->wake);
     w->realloc(w->ctx, w, 0);
     return NULL;
 }
@@ -147,7 +205,7 @@ static void wake_loop(struct loop_pool *pool)
 /*
  * Run j with mu unlocked.  Returns false if the pool let go of this
  * thread meanwhile (then j and w are gone); else relocks mu and puts j on
- * the done stack, counting this thread idle first.
+ * the done stack, counting this thread awake first.
  */
 static bool run_job(struct worker *w, struct job *j)
 {
@@ -163,9 +221,11 @@ static bool run_job(struct worker *w, struct job *j)
         return false;
     }
     pthread_mutex_lock(&pool->mu);
-    if (j->slow)
+    if (j->slow) {
         pool->slow_running--;
-    pool->idle++;
+        loop__pool_update_hint(pool);
+    }
+    pool->awake++;
     atomic_store_explicit(&w->phase, WORKER_IDLE, memory_order_relaxed);
     w->job = NULL;
     bool was_empty;
@@ -178,26 +238,83 @@ static bool run_job(struct worker *w, struct job *j)
     return true;
 }
 
+/* Sleep until woken (mu locked on entry and on return). */
+static void sleep_on(struct worker *w)
+{
+    struct loop_pool *pool = w->pool;
+    w->sleep_next = pool->sleepers;
+    pool->sleepers = w;
+    pool->nsleeping++;
+    pool->awake--;
+    pthread_mutex_unlock(&pool->mu);
+    while (sem_wait(&w->wake) != 0) /* EINTR */
+        ;
+    pthread_mutex_lock(&pool->mu); /* whoever woke it counted it awake */
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Wait up to SPIN_NS for a job without sleeping (mu locked on entry and
+ * on return); false if none came (nor a stop: the caller looks again).  Counted awake meanwhile, so
+ * a submit leaves the job to it.  sched_yield() lets the loop thread have the CPU on a machine with
+ * fewer cores than threads.
+ */
+#define SPIN_NS 50000
+static bool spin_for_work(struct loop_pool *pool)
+{
+    pool->spinning = true;
+    pthread_mutex_unlock(&pool->mu);
+    bool seen = false;
+    for (uint64_t until = now_ns() + SPIN_NS; !seen && now_ns() < until;) {
+        sched_yield();
+        seen = atomic_load_explicit(&pool->runnable_hint, memory_order_relaxed) != 0;
+    }
+    pthread_mutex_lock(&pool->mu);
+    pool->spinning = false;
+    return seen;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct loop_pool *pool = w->pool;
-    pthread_mutex_lock(&pool->mu); /* counted idle by whoever started it */
+    bool spun = false;             /* since it last ran a job or slept */
+    pthread_mutex_lock(&pool->mu); /* counted awake by whoever started it */
     for (;;) {
         struct job *j = pick(pool);
         if (!j) {
             if (pool->stopping)
                 break;
-            pthread_cond_wait(&pool->cv, &pool->mu);
+            if (!spun && !pool->spinning) { /* then look again: it may be stopping now */
+                spin_for_work(pool);
+                spun = true;
+            } else {
+                sleep_on(w);
+                spun = false;
+            }
             continue;
         }
-        pool->idle--;
+        spun = false;
+        pool->awake--;
         w->job = j;
         atomic_store_explicit(&w->phase, WORKER_RUNNING, memory_order_relaxed);
+        struct worker *next =
+            loop__pool_runnable(pool) > pool->awake ? loop__pool_wake_one(pool) : NULL;
+        if (next) { /* more work than awake threads: pass the wake-up on */
+            pthread_mutex_unlock(&pool->mu);
+            loop__pool_post(next);
+            pthread_mutex_lock(&pool->mu);
+        }
         if (!run_job(w, j))
             return NULL; /* orphaned: the pool no longer counts it */
     }
-    pool->idle--;
+    pool->awake--;
     pool->nthreads--;
     pthread_mutex_unlock(&pool->mu);
     return NULL;
@@ -206,7 +323,7 @@ static void *worker_main(void *arg)
 /* ---- starting one ------------------------------------------------------- */
 
 /*
- * Start a thread, counted in nthreads and idle by the caller (under mu)
+ * Start a thread, counted in nthreads and awake by the caller (under mu)
  * beforehand; on failure, take it out of both again.  Runs with mu
  * unlocked.  Returns 0, -ENOMEM, or pthread_create's error (-EAGAIN).
  */
@@ -217,6 +334,7 @@ int loop__pool_start_thread(struct loop_pool *pool)
     if (w) {
         *w = (struct worker){.pool = pool, .realloc = pool->realloc, .ctx = pool->ctx};
         atomic_init(&w->phase, WORKER_IDLE);
+        sem_init(&w->wake, 0, 0);
         /* Block what the thread should never take: the loop handles signals. */
         sigset_t all, old;
         sigfillset(&all);
@@ -228,10 +346,12 @@ int loop__pool_start_thread(struct loop_pool *pool)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (err) {
+        if (w)
+            sem_destroy(&w->wake);
         loop__pool_mem(pool, w, 0);
         pthread_mutex_lock(&pool->mu);
         pool->nthreads--;
-        pool->idle--;
+        pool->awake--;
         pthread_mutex_unlock(&pool->mu);
         return -err;
     }

@@ -6,6 +6,7 @@
 #include "pool_testing.h"
 
 #include "fdleak.h"
+#include "watchdog.h"
 
 static void test_cancelling_a_queued_job_takes_it_off_the_queue_and_it_never_runs(void **s)
 {
@@ -179,6 +180,23 @@ static void test_free_joins_every_thread(void **s)
     gate_destroy(&g);
 }
 
+/* A thread that has just finished a job looks for more for a while before
+ * it sleeps: a free at that moment must still end it. */
+static void test_free_right_after_a_job_ends_a_thread_still_looking_for_work(void **s)
+{
+    (void)s;
+    loop_t *l = new_real_loop();
+    for (int round = 0; round < 200; round++) {
+        loop_pool *p = new_pool(l, 2);
+        struct gated x = {0};
+        loop_future *f = submit(p, &x);
+        assert_int_equal(loop_run_until_complete(l, f, NULL), 0);
+        loop_future_unref(f);
+        assert_int_equal(loop_pool_free(p), 0);
+    }
+    loop_free(l);
+}
+
 static void test_free_lets_go_of_a_job_that_blocks_and_its_thread_cleans_up_alone(void **s)
 {
     (void)s;
@@ -257,6 +275,8 @@ static void test_freeing_the_default_pool_makes_the_next_call_make_a_new_one(voi
 
 int main(void)
 {
+    /* A free that cannot join a thread hangs: make that a failure. */
+    watchdog_start("a pool to stop its threads", 4 * POOL_TEST_DEADLINE_S);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cancelling_a_queued_job_takes_it_off_the_queue_and_it_never_runs),
         cmocka_unit_test(test_cancelling_a_running_job_cancels_its_future_and_drops_its_result),
@@ -264,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_cancel_cancels_the_jobs_not_started_at_once),
         cmocka_unit_test(test_shutdown_of_an_idle_pool_is_done_at_once),
         cmocka_unit_test(test_free_joins_every_thread),
+        cmocka_unit_test(test_free_right_after_a_job_ends_a_thread_still_looking_for_work),
         cmocka_unit_test(test_free_lets_go_of_a_job_that_blocks_and_its_thread_cleans_up_alone),
         cmocka_unit_test(test_loop_free_frees_a_pool_left_alive_and_drops_every_outcome),
         cmocka_unit_test(test_freeing_the_default_pool_makes_the_next_call_make_a_new_one),
