@@ -196,8 +196,8 @@ LOOP_API int loop_pool_shutdown(loop_pool *pool, enum loop_pool_shutdown_how how
  * not done.  Idle threads are joined.  A job still running is not waited
  * for (it may block forever): its future is cancelled now, its thread is
  * detached, and when the job returns that thread calls the job's drop
- * function with the result, frees the job's record and its own through
- * the loop's allocator (loop_get_allocator) and exits; it touches nothing
+ * function with the result, frees its own record through the loop's
+ * allocator (loop_get_allocator) and exits; it touches nothing
  * else of the pool or the loop, so the loop may be freed meanwhile.  (So
  * with a custom allocator that is not thread-safe, free a pool only once
  * its jobs are done: await the future of loop_pool_shutdown().)  Jobs that

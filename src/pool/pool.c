@@ -134,9 +134,10 @@ int loop_pool_new(loop_t *loop, const loop_pool_options *opts, loop_pool **out)
 /* ---- fork ---------------------------------------------------------------- */
 
 /*
- * In a child: cancel every outstanding job's future and free what the
- * loop thread's lists hold.  A future whose cancel cannot be queued
- * (-ENOMEM) keeps its job listed, and the next call tries again.
+ * In a child: cancel every outstanding job's future (found in the record
+ * chunks: the queues may have been half-changed by a thread at the fork).
+ * A future whose cancel cannot be queued (-ENOMEM) keeps its job
+ * outstanding, and the next call tries again.
  */
 void loop__pool_abandon(struct loop_pool *pool)
 {
@@ -152,22 +153,20 @@ void loop__pool_abandon(struct loop_pool *pool)
             pool->workers = w->next;
             loop__pool_mem(pool, w, 0);
         }
-        pool->ready = pool->ready_tail = NULL; /* they are on pool->jobs too */
+        pool->ready = pool->ready_tail = NULL; /* their jobs are outstanding too */
         atomic_store_explicit(&pool->done, NULL, memory_order_relaxed);
     }
-    for (struct job *j = pool->jobs, *next; j; j = next) {
-        next = j->lnext;
-        if (j->future && loop_future_cancel_now(j->future) < 0)
-            continue;
-        loop_future_unref(j->future);
-        j->future = NULL;
-        if (j->drop)
-            j->drop(j->arg, NULL);
-        loop__pool_forget(pool, j);
-        loop__pool_mem(pool, j, 0);
-    }
-    if (pool->drained && !pool->jobs)
-        loop__pool_check_drained(pool);
+    for (struct job_chunk *c = pool->chunks; c; c = c->next)
+        for (int i = 0; i < POOL_CHUNK; i++) {
+            struct job *j = &c->jobs[i];
+            if (!j->listed || (j->future && loop_future_cancel_now(j->future) < 0))
+                continue;
+            loop__pool_release_future(j);
+            if (j->drop)
+                j->drop(j->arg, NULL);
+            loop__pool_forget(pool, j);
+        }
+    loop__pool_check_drained(pool);
 }
 
 bool loop__pool_forked(struct loop_pool *pool)
@@ -235,18 +234,20 @@ static void stop_threads(struct loop_pool *pool, bool futures, struct job **queu
 static void free_pool(struct loop_pool *pool, bool futures)
 {
     pool->freeing = true;
-    if (!futures) /* loop_free: the loop's futures may be gone already */
-        for (struct job *j = pool->jobs; j; j = j->lnext)
-            j->future = NULL;
-    if (!futures)
+    if (!futures) { /* loop_free: the loop's futures may be gone already */
+        for (struct job_chunk *c = pool->chunks; c; c = c->next)
+            for (int i = 0; i < POOL_CHUNK; i++)
+                c->jobs[i].future = NULL;
         pool->drained = NULL;
+    }
     if (pool->dead || loop__pool_forked(pool)) { /* in a child: no thread to stop */
         loop__pool_abandon(pool);                /* again: once more for cancels that failed */
-        for (struct job *j; (j = pool->jobs);) { /* cancels that failed: give up */
-            loop__pool_release_future(j);
-            loop__pool_forget(pool, j);
-            loop__pool_mem(pool, j, 0);
-        }
+        for (struct job_chunk *c = pool->chunks; c; c = c->next)
+            for (int i = 0; i < POOL_CHUNK; i++)
+                if (c->jobs[i].listed) { /* cancels that failed: give up */
+                    loop__pool_release_future(&c->jobs[i]);
+                    loop__pool_forget(pool, &c->jobs[i]);
+                }
     } else {
         struct job *queued;
         stop_threads(pool, futures, &queued);
@@ -266,10 +267,10 @@ static void free_pool(struct loop_pool *pool, bool futures)
         loop_future_set_result(pool->drained, NULL); /* nothing is outstanding now */
         loop_future_unref(pool->drained);
     }
-    while (pool->spare) {
-        struct job *j = pool->spare;
-        pool->spare = j->lnext;
-        loop__pool_mem(pool, j, 0);
+    while (pool->chunks) { /* an orphaned thread no longer looks at its record */
+        struct job_chunk *c = pool->chunks;
+        pool->chunks = c->next;
+        loop__pool_mem(pool, c, 0);
     }
     loop__pool_mem(pool, pool, 0);
 }

@@ -2,8 +2,8 @@
  * Between the files of the pool layer only.
  *
  * Who touches what.  A pool's fields are in three groups:
- *   - the loop thread's (no lock): the list of outstanding jobs, spare
- *     records, counts the loop alone changes, the eventfd's watch;
+ *   - the loop thread's (no lock): the chunks job records come from, the
+ *     spare records, counts the loop alone changes, the eventfd's watch;
  *   - shared, under `mu`: the two queues, the thread counts, `stopping`;
  *   - the finished-job stack `done`, an atomic pointer: threads push onto
  *     it (a Treiber stack) and the loop takes all of it at once, so the
@@ -28,18 +28,20 @@ enum job_state {
     JOB_OFF,        /* taken off its queue by the loop: it never runs */
 };
 
+/* Grouped by who writes, so that the loop's stores and a thread's do not
+ * fight over one cache line more than they must. */
 struct job {
-    struct loop_pool *pool;
     /* the loop thread's */
-    struct job *lprev, *lnext; /* in pool->jobs while outstanding */
-    loop_future *future;       /* NULL: none, or let go (cancelled) */
+    struct job *lnext;   /* in pool->spare while not in use */
+    loop_future *future; /* NULL: none, or let go (cancelled) */
     loop_pool_drop_fn *drop;
-    bool listed;    /* in pool->jobs (false once let go by loop_pool_free) */
+    struct loop_pool *pool;
+    bool listed;    /* outstanding (false once let go by loop_pool_free) */
     bool never_ran; /* on the ready list without having run: cancel, not complete */
     /* set before queueing, then read-only */
+    bool slow;
     loop_pool_fn *fn;
     void *arg;
-    bool slow;
     /* under mu */
     enum job_state state;
     uint64_t seq; /* submission order, to merge the two queues */
@@ -48,6 +50,16 @@ struct job {
     void *result;
     int status;
     struct job *done_next;
+};
+
+/* Job records come in chunks the pool owns: a child after fork, or
+ * loop_free(), finds every outstanding job by walking them, and a record
+ * is never freed on its own (an orphaned thread does not touch its job's
+ * record once the job returns). */
+#define POOL_CHUNK 32
+struct job_chunk {
+    struct job_chunk *next;
+    struct job jobs[POOL_CHUNK];
 };
 
 enum worker_phase {
@@ -75,6 +87,9 @@ struct job_queue {
     uint32_t n;
 };
 
+/* Space enough that the fields on either side never share a cache line. */
+#define POOL_LINE 64
+
 struct loop_pool {
     /* ---- set once ---- */
     loop_t *loop;
@@ -86,7 +101,7 @@ struct loop_pool {
     int efd;           /* the eventfd threads write when done goes non-empty */
 
     /* ---- the loop thread's ---- */
-    struct job *jobs;               /* outstanding: queued, running or finished */
+    struct job_chunk *chunks;       /* every record */
     struct job *spare;              /* records to reuse, linked by lnext */
     struct job *ready, *ready_tail; /* taken off done, not yet delivered */
     uint32_t outstanding;
@@ -100,6 +115,7 @@ struct loop_pool {
     bool freeing;  /* loop_pool_free: completions go to futures but no retry */
 
     /* ---- shared, under mu ---- */
+    char pad1[POOL_LINE];
     pthread_mutex_t mu;
     struct job_queue normal, slowq;
     uint64_t seq;
@@ -112,9 +128,11 @@ struct loop_pool {
     bool stopping;           /* threads end once nothing is left for them */
 
     /* ---- read without the lock ---- */
-    char pad[64];                   /* keep these lines apart from the lock's */
+    char pad2[POOL_LINE];
     _Atomic uint32_t runnable_hint; /* loop__pool_runnable(), stored under mu: for the spinner */
-    _Atomic(struct job *) done;     /* pushed by threads, taken by the loop */
+    char pad3[POOL_LINE];
+    _Atomic(struct job *) done; /* pushed by threads, taken by the loop */
+    char pad4[POOL_LINE];
 };
 
 /* pool.c */

@@ -16,14 +16,23 @@
 
 /* ---- records and the outstanding list ----------------------------------- */
 
+/* A record: a spare one, or a new chunk's. */
 static struct job *take_record(struct loop_pool *pool)
 {
-    struct job *j = pool->spare;
-    if (j) {
-        pool->spare = j->lnext;
-        return j;
+    if (!pool->spare) {
+        struct job_chunk *c = loop__pool_mem(pool, NULL, sizeof(*c));
+        if (!c)
+            return NULL;
+        c->next = pool->chunks;
+        pool->chunks = c;
+        for (int i = POOL_CHUNK - 1; i >= 0; i--) {
+            c->jobs[i].listed = false;
+            loop__pool_recycle(pool, &c->jobs[i]);
+        }
     }
-    return loop__pool_mem(pool, NULL, sizeof(*j));
+    struct job *j = pool->spare;
+    pool->spare = j->lnext;
+    return j;
 }
 
 void loop__pool_recycle(struct loop_pool *pool, struct job *j)
@@ -35,27 +44,16 @@ void loop__pool_recycle(struct loop_pool *pool, struct job *j)
 static void list_job(struct loop_pool *pool, struct job *j)
 {
     j->listed = true;
-    j->lprev = NULL;
-    j->lnext = pool->jobs;
-    if (pool->jobs)
-        pool->jobs->lprev = j;
-    pool->jobs = j;
     pool->outstanding++;
 }
 
 /* The job is no longer outstanding (idempotent). */
 void loop__pool_forget(struct loop_pool *pool, struct job *j)
 {
-    if (!j->listed)
-        return;
-    j->listed = false;
-    if (j->lprev)
-        j->lprev->lnext = j->lnext;
-    else
-        pool->jobs = j->lnext;
-    if (j->lnext)
-        j->lnext->lprev = j->lprev;
-    pool->outstanding--;
+    if (j->listed) {
+        j->listed = false;
+        pool->outstanding--;
+    }
 }
 
 /* Let go of j's future: done, or given up on. */
@@ -72,9 +70,9 @@ void loop__pool_release_future(struct job *j)
 
 static int watch(struct loop_pool *pool)
 {
-    pool->idle_hops = 0;
     if (pool->watching)
         return 0;
+    pool->idle_hops = 0;
     int err = loop_watch_fd(pool->loop, pool->efd, LOOP_READABLE, loop__pool_on_done, pool);
     pool->watching = err == 0;
     return err;
@@ -323,8 +321,15 @@ int loop_pool_submit_with(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned
         loop__pool_recycle(pool, j);
         return err;
     }
-    *j = (struct job){.pool = pool, .future = f, .drop = drop, .fn = fn, .arg = arg};
+    /* Only what is read before it is set again: a recycled record's lines
+     * were last written by a thread, and every store here costs. */
+    j->pool = pool;
+    j->future = f;
+    j->drop = drop;
+    j->never_ran = false;
     j->slow = flags & LOOP_POOL_SLOW;
+    j->fn = fn;
+    j->arg = arg;
     if (f)
         loop_future_set_canceller(f, cancel_job, j);
     if (queue_job(pool, j)) {

@@ -171,15 +171,14 @@ void loop__pool_post(struct worker *list)
 
 /* ---- a thread ----------------------------------------------------------- */
 
-/* The pool let go of this thread while its job ran: finish alone. */
-static void *orphan_exit(struct worker *w, struct job *j)
+/* The pool let go of this thread while its job ran: finish alone, with
+ * what it copied before the job started (the job's record is not its). */
+static void orphan_exit(struct worker *w, loop_pool_drop_fn *drop, void *arg, void *result)
 {
-    if (j->drop)
-        j->drop(j->arg, j->result);
-    w->realloc(w->ctx, j, 0);
+    if (drop)
+        drop(arg, result);
     sem_destroy(&w->wake);
     w->realloc(w->ctx, w, 0);
-    return NULL;
 }
 
 static void push_done(struct loop_pool *pool, struct job *j, bool *was_empty)
@@ -204,22 +203,27 @@ static void wake_loop(struct loop_pool *pool)
 
 /*
  * Run j with mu unlocked.  Returns false if the pool let go of this
- * thread meanwhile (then j and w are gone); else relocks mu and puts j on
- * the done stack, counting this thread awake first.
+ * thread meanwhile (then w is gone, and j is not this thread's); else
+ * relocks mu and puts j on the done stack, counting this thread awake
+ * first.
  */
 static bool run_job(struct worker *w, struct job *j)
 {
     struct loop_pool *pool = w->pool;
+    loop_pool_drop_fn *drop = j->drop; /* for an orphan: j may be gone when fn returns */
+    void *arg = j->arg;
     pthread_mutex_unlock(&pool->mu);
     void *result = NULL;
-    int status = j->fn(j->arg, &result);
-    j->status = status < 0 ? status : 0;
-    j->result = status < 0 ? NULL : result;
+    int status = j->fn(arg, &result);
+    if (status < 0)
+        result = NULL;
     if (atomic_exchange_explicit(&w->phase, WORKER_RETURNED, memory_order_acq_rel) ==
         WORKER_ORPHANED) {
-        orphan_exit(w, j);
+        orphan_exit(w, drop, arg, result);
         return false;
     }
+    j->status = status < 0 ? status : 0;
+    j->result = result;
     pthread_mutex_lock(&pool->mu);
     if (j->slow) {
         pool->slow_running--;
