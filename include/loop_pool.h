@@ -14,7 +14,10 @@
  * Completions are batched: a thread that finishes a job puts it on a list
  * and writes the pool's eventfd only when that list was empty; the loop
  * watches the eventfd and one wake-up completes every job finished by
- * then.  The eventfd is watched only while jobs are outstanding (and for
+ * then.  A thread that runs out of work looks for more for up to 50 us,
+ * yielding the CPU, before it sleeps (one thread at a time), so a stream
+ * of short jobs costs no wake-ups.  The eventfd is watched only while jobs
+ * are outstanding (and for
  * two iterations after the last one is done, so a program that submits
  * from a done callback does not pay an epoll_ctl per job): an idle pool
  * does not keep loop_run() alive.  Outstanding jobs do.
@@ -212,7 +215,8 @@ LOOP_API int loop_pool_free(loop_pool *pool);
 
 typedef struct {
     unsigned threads;      /* threads started and not ended */
-    unsigned idle;         /* of those, waiting for a job */
+    unsigned idle;         /* of those, not in a job */
+    unsigned sleeping;     /* of the idle, asleep (the others look for work) */
     unsigned slow_running; /* slow jobs running */
     uint32_t queued;       /* jobs waiting for a thread */
     uint32_t outstanding;  /* submitted and not done with (see capacity) */

@@ -330,6 +330,7 @@ int loop_pool_stats(loop_pool *pool, loop_pool_stats_t *out)
     *out = (loop_pool_stats_t){
         .threads = pool->nthreads,
         .idle = pool->awake + pool->nsleeping,
+        .sleeping = pool->nsleeping,
         .slow_running = pool->slow_running,
         .queued = pool->normal.n + pool->slowq.n,
         .outstanding = pool->outstanding,

@@ -9,6 +9,7 @@
 #define TESTS_POOL_TESTING_H
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -161,6 +162,25 @@ static inline bool pool_all_idle(void *arg)
 {
     loop_pool_stats_t s = pool_stats(arg);
     return s.queued == 0 && s.idle == s.threads;
+}
+
+/* Every idle thread asleep (none looking for work): the next submit must
+ * wake one, or start one. */
+static inline bool pool_idle_asleep(void *arg)
+{
+    loop_pool_stats_t s = pool_stats(arg);
+    return s.queued == 0 && s.idle == s.threads && s.sleeping == s.idle;
+}
+
+/*
+ * Wait until the loop has an event to take (its fd is readable): a thread
+ * counts itself idle as it hands its job over, just before it writes the
+ * eventfd, so "every thread idle" does not mean the loop was woken yet.
+ */
+static inline void wait_loop_readable(loop_t *l)
+{
+    struct pollfd p = {.fd = loop_fd(l), .events = POLLIN};
+    assert_int_equal(poll(&p, 1, POOL_TEST_DEADLINE_S * 1000), 1);
 }
 
 /* The threads of this process (/proc/self/status). */

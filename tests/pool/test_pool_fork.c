@@ -30,6 +30,15 @@
             _exit(__LINE__ % 250 + 1);                                                             \
     } while (0)
 
+static volatile pid_t the_child;
+
+/* If the watchdog fires, no child outlives the suite. */
+static void kill_the_child(void)
+{
+    if (the_child > 0)
+        kill(the_child, SIGKILL);
+}
+
 static int forty_two(void *arg, void **result)
 {
     (void)arg;
@@ -93,12 +102,14 @@ static void test_a_child_cancels_what_was_outstanding_and_the_parent_runs_it_onc
     gate_wait_started(&g, 1);
     a.finished = submit(p, &xf);
     wait_until(one_idle_one_running, p, "the second job to finish");
+    wait_loop_readable(l); /* the eventfd the child will see was written */
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0)
         child(&a);
+    the_child = pid;
     int status = 0;
-    watchdog_start("the child to exit", POOL_TEST_DEADLINE_S);
+    watchdog_start("the child to exit, and the parent's jobs", POOL_TEST_DEADLINE_S);
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
@@ -140,6 +151,7 @@ static void test_a_child_can_free_an_inherited_pool_without_joining(void **s)
         CHILD_CHECK(a.live_blocks == 0 && a.bad_frees == 0); /* the records of the job too */
         _exit(0);
     }
+    the_child = pid;
     int status = 0;
     watchdog_start("the child to exit", POOL_TEST_DEADLINE_S);
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -157,6 +169,7 @@ static void test_a_child_can_free_an_inherited_pool_without_joining(void **s)
 
 int main(void)
 {
+    watchdog_on_fire(kill_the_child);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_child_cancels_what_was_outstanding_and_the_parent_runs_it_once),
         cmocka_unit_test(test_a_child_can_free_an_inherited_pool_without_joining),

@@ -105,10 +105,12 @@ static void test_threads_start_lazily_one_per_job_up_to_the_size(void **s)
     assert_int_equal(loop_run_until_complete(l, f, NULL), 0);
     loop_future_unref(f);
     assert_int_equal(pool_stats(p).threads, 1);
-    f = submit(p, &quick); /* the idle thread takes it */
+    wait_until(pool_idle_asleep, p, "the idle thread to sleep");
+    f = submit(p, &quick); /* the sleeping thread is woken for it: none is started */
     assert_int_equal(loop_run_until_complete(l, f, NULL), 0);
     loop_future_unref(f);
     assert_int_equal(pool_stats(p).threads, 1);
+    wait_until(pool_idle_asleep, p, "the idle thread to sleep");
 
     struct gate g;
     gate_init(&g);
@@ -296,6 +298,7 @@ static void test_many_completions_make_one_eventfd_write_and_one_wakeup(void **s
     gate_wait_started(&g, 4);
     gate_open(&g);
     wait_until(pool_all_idle, p, "every job to finish"); /* idle: its job is on the list */
+    wait_loop_readable(l);                               /* and the first one wrote */
     assert_int_equal(pool_stats(p).queued, 0);
     assert_int_equal((int)eventfd_count(efd), 1); /* written once: when the list was empty */
     loop_stats_t before_run, after_run;
