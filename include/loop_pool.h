@@ -14,13 +14,13 @@
  * Completions are batched: a thread that finishes a job puts it on a list
  * and writes the pool's eventfd only when that list was empty; the loop
  * watches the eventfd and one wake-up completes every job finished by
- * then.  A thread that runs out of work looks for more for up to 50 us,
+ * then.  A thread that runs out of work looks for more for up to 10 us,
  * yielding the CPU, before it sleeps (one thread at a time), so a stream
  * of short jobs costs no wake-ups.  The eventfd is watched only while jobs
- * are outstanding (and for
- * two iterations after the last one is done, so a program that submits
- * from a done callback does not pay an epoll_ctl per job): an idle pool
- * does not keep loop_run() alive.  Outstanding jobs do.
+ * are outstanding (and for two iterations after the last one is done, so
+ * a program that submits from a done callback does not pay an epoll_ctl
+ * per job): an idle pool does not keep loop_run() alive.  Outstanding
+ * jobs do.
  *
  * Memory comes from the loop's allocator (loop_realloc), on the loop
  * thread only -- with one exception, named at loop_pool_free().  Queues are

@@ -265,11 +265,14 @@ static uint64_t now_ns(void)
 
 /*
  * Wait up to SPIN_NS for a job without sleeping (mu locked on entry and
- * on return); false if none came (nor a stop: the caller looks again).  Counted awake meanwhile, so
- * a submit leaves the job to it.  sched_yield() lets the loop thread have the CPU on a machine with
- * fewer cores than threads.
+ * on return); false if none came (nor a stop: the caller looks again).
+ * Counted awake meanwhile, so a submit leaves the job to it.
+ * sched_yield() lets the loop thread have the CPU on a machine with fewer
+ * cores than threads.  SPIN_NS is about what a wake-up costs the thread
+ * that makes it: spinning longer bought no throughput in bench/pool, and
+ * it costs CPU on an idle pool (at most SPIN_NS after each job).
  */
-#define SPIN_NS 50000
+#define SPIN_NS 10000
 static bool spin_for_work(struct loop_pool *pool)
 {
     pool->spinning = true;
