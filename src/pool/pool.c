@@ -162,8 +162,7 @@ void loop__pool_abandon(struct loop_pool *pool)
             if (!j->listed || (j->future && loop_future_cancel_now(j->future) < 0))
                 continue;
             loop__pool_release_future(j);
-            if (j->drop)
-                j->drop(j->arg, NULL);
+            loop__pool_finish(j, -ECANCELED, NULL);
             loop__pool_forget(pool, j);
         }
     loop__pool_check_drained(pool);

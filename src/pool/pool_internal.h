@@ -35,6 +35,7 @@ struct job {
     struct job *lnext;   /* in pool->spare while not in use */
     loop_future *future; /* NULL: none, or let go (cancelled) */
     loop_pool_drop_fn *drop;
+    loop_pool_done_fn *done; /* loop_pool_call's: then future and drop are NULL */
     struct loop_pool *pool;
     bool listed;    /* outstanding (false once let go by loop_pool_free) */
     bool never_ran; /* on the ready list without having run: cancel, not complete */
@@ -149,6 +150,7 @@ void loop__pool_ready_push(struct loop_pool *pool, struct job *j);
 void loop__pool_recycle(struct loop_pool *pool, struct job *j);
 void loop__pool_forget(struct loop_pool *pool, struct job *j);
 void loop__pool_release_future(struct job *j);
+void loop__pool_finish(const struct job *j, int status, void *result);
 void loop__pool_check_drained(struct loop_pool *pool);
 void loop__pool_wake_self(struct loop_pool *pool);
 

@@ -155,7 +155,17 @@ void loop__pool_collect(struct loop_pool *pool)
     }
 }
 
-/* Hand j's outcome to its future, or to drop.  -ENOMEM: nothing changed. */
+/* An outcome no future receives: to done (loop_pool_call), or to drop. */
+void loop__pool_finish(const struct job *j, int status, void *result)
+{
+    if (j->done)
+        j->done(j->arg, status, result);
+    else if (j->drop)
+        j->drop(j->arg, result);
+}
+
+/* Hand j's outcome to its future, or to done or drop.  -ENOMEM: nothing
+ * changed. */
 static int deliver_one(struct job *j)
 {
     bool received = false;
@@ -172,8 +182,9 @@ static int deliver_one(struct job *j)
         received = err == 0 && !j->never_ran; /* -EINVAL: someone completed it */
         loop__pool_release_future(j);
     }
-    if (!received && j->drop)
-        j->drop(j->arg, j->never_ran ? NULL : j->result);
+    if (!received)
+        loop__pool_finish(j, j->never_ran ? -ECANCELED : j->status,
+                          j->never_ran ? NULL : j->result);
     return 0;
 }
 
@@ -245,8 +256,7 @@ static int cancel_job(loop_future *f, void *arg)
         loop__pool_unqueue(pool, j);
     pthread_mutex_unlock(&pool->mu);
     if (queued) { /* it never runs; running or finished, its outcome goes to drop */
-        if (j->drop)
-            j->drop(j->arg, NULL);
+        loop__pool_finish(j, -ECANCELED, NULL);
         loop__pool_forget(pool, j);
         loop__pool_recycle(pool, j);
         loop__pool_check_drained(pool);
@@ -296,11 +306,9 @@ static bool take_back(struct loop_pool *pool, struct job *j)
     return alone;
 }
 
-int loop_pool_submit_with(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned flags,
-                          loop_pool_drop_fn *drop, loop_future **out)
+static int submit_job(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned flags,
+                      loop_pool_drop_fn *drop, loop_pool_done_fn *done, loop_future **out)
 {
-    if (out)
-        *out = NULL;
     if (!pool || !fn || (flags & ~LOOP_POOL_SLOW))
         return -EINVAL;
     if (loop__pool_forked(pool))
@@ -326,6 +334,7 @@ int loop_pool_submit_with(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned
     j->pool = pool;
     j->future = f;
     j->drop = drop;
+    j->done = done;
     j->never_ran = false;
     j->slow = flags & LOOP_POOL_SLOW;
     j->fn = fn;
@@ -349,9 +358,23 @@ int loop_pool_submit_with(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned
     return 0;
 }
 
+int loop_pool_submit_with(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned flags,
+                          loop_pool_drop_fn *drop, loop_future **out)
+{
+    if (out)
+        *out = NULL;
+    return submit_job(pool, fn, arg, flags, drop, NULL, out);
+}
+
 int loop_pool_submit(loop_pool *pool, loop_pool_fn *fn, void *arg, loop_future **out)
 {
     return loop_pool_submit_with(pool, fn, arg, 0, NULL, out);
+}
+
+int loop_pool_call(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned flags,
+                   loop_pool_done_fn *done)
+{
+    return done ? submit_job(pool, fn, arg, flags, NULL, done, NULL) : -EINVAL;
 }
 
 /* ---- shutting down ---------------------------------------------------------------- */

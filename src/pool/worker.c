@@ -173,10 +173,9 @@ void loop__pool_post(struct worker *list)
 
 /* The pool let go of this thread while its job ran: finish alone, with
  * what it copied before the job started (the job's record is not its). */
-static void orphan_exit(struct worker *w, loop_pool_drop_fn *drop, void *arg, void *result)
+static void orphan_exit(struct worker *w, const struct job *copy, int status, void *result)
 {
-    if (drop)
-        drop(arg, result);
+    loop__pool_finish(copy, status < 0 ? status : 0, result);
     sem_destroy(&w->wake);
     w->realloc(w->ctx, w, 0);
 }
@@ -210,7 +209,7 @@ static void wake_loop(struct loop_pool *pool)
 static bool run_job(struct worker *w, struct job *j)
 {
     struct loop_pool *pool = w->pool;
-    loop_pool_drop_fn *drop = j->drop; /* for an orphan: j may be gone when fn returns */
+    struct job copy = {.arg = j->arg, .drop = j->drop, .done = j->done}; /* for an orphan */
     void *arg = j->arg;
     pthread_mutex_unlock(&pool->mu);
     void *result = NULL;
@@ -219,7 +218,7 @@ static bool run_job(struct worker *w, struct job *j)
         result = NULL;
     if (atomic_exchange_explicit(&w->phase, WORKER_RETURNED, memory_order_acq_rel) ==
         WORKER_ORPHANED) {
-        orphan_exit(w, drop, arg, result);
+        orphan_exit(w, &copy, status, result);
         return false;
     }
     j->status = status < 0 ? status : 0;

@@ -92,6 +92,7 @@ struct gated {
     _Atomic int dropped;
     void *dropped_result;
     pthread_t drop_thread;
+    struct called *called; /* for called_done */
 };
 
 /* The job: reach the gate, wait until it opens, return what arg says. */
@@ -119,6 +120,24 @@ static inline void gated_drop(void *arg, void *result)
     x->dropped_result = result;
     x->drop_thread = pthread_self();
     atomic_fetch_add(&x->dropped, 1);
+}
+
+/* loop_pool_call's done: records what it got, and where. */
+struct called {
+    _Atomic int calls;
+    int status;
+    void *result;
+    pthread_t thread;
+};
+
+static inline void called_done(void *arg, int status, void *result)
+{
+    struct gated *x = arg;
+    struct called *c = x->called;
+    c->status = status;
+    c->result = result;
+    c->thread = pthread_self();
+    atomic_fetch_add(&c->calls, 1);
 }
 
 static inline loop_pool *new_pool(loop_t *l, unsigned threads)

@@ -50,7 +50,7 @@ struct at_fork {
     loop_t *loop;
     loop_pool *pool;
     loop_future *running, *finished;
-    struct gated *xr, *xf;
+    struct gated *xr, *xf, *xc; /* xc: a loop_pool_call job, running at the fork */
 };
 
 static void child(const struct at_fork *a)
@@ -63,6 +63,8 @@ static void child(const struct at_fork *a)
     CHILD_CHECK(loop_future_state(a->finished) == LOOP_FUTURE_CANCELLED);
     CHILD_CHECK(atomic_load(&a->xr->dropped) == 1 && a->xr->dropped_result == NULL);
     CHILD_CHECK(atomic_load(&a->xf->dropped) == 1 && a->xf->dropped_result == NULL);
+    CHILD_CHECK(atomic_load(&a->xc->called->calls) == 1 && a->xc->called->status == -ECANCELED &&
+                a->xc->called->result == NULL);
     loop_future *f = (loop_future *)&f;
     CHILD_CHECK(loop_pool_submit(a->pool, forty_two, NULL, &f) == -ECHILD && f == NULL);
     loop_pool_stats_t st;
@@ -82,10 +84,10 @@ static void child(const struct at_fork *a)
     _exit(0);
 }
 
-static bool one_idle_one_running(void *arg)
+static bool one_idle_two_running(void *arg)
 {
     loop_pool_stats_t s = pool_stats(arg);
-    return s.threads == 2 && s.idle == 1 && s.queued == 0;
+    return s.threads == 3 && s.idle == 1 && s.queued == 0;
 }
 
 static void test_a_child_cancels_what_was_outstanding_and_the_parent_runs_it_once(void **s)
@@ -96,12 +98,15 @@ static void test_a_child_cancels_what_was_outstanding_and_the_parent_runs_it_onc
     assert_int_equal(loop_pool_default(l, &p), 0);
     struct gate g;
     gate_init(&g);
+    struct called c = {0};
     struct gated xr = {.gate = &g, .result = &xr}, xf = {.result = &xf};
-    struct at_fork a = {.loop = l, .pool = p, .xr = &xr, .xf = &xf};
+    struct gated xc = {.gate = &g, .result = &xc, .called = &c};
+    struct at_fork a = {.loop = l, .pool = p, .xr = &xr, .xf = &xf, .xc = &xc};
     a.running = submit(p, &xr);
-    gate_wait_started(&g, 1);
+    assert_int_equal(loop_pool_call(p, gated_job, &xc, 0, called_done), 0);
+    gate_wait_started(&g, 2);
     a.finished = submit(p, &xf);
-    wait_until(one_idle_one_running, p, "the second job to finish");
+    wait_until(one_idle_two_running, p, "the third job to finish");
     wait_loop_readable(l); /* the eventfd the child will see was written */
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -120,8 +125,12 @@ static void test_a_child_cancels_what_was_outstanding_and_the_parent_runs_it_onc
     gate_open(&g);
     assert_int_equal(loop_run_until_complete(l, a.running, &r), 0);
     assert_ptr_equal(r, &xr);
+    while (atomic_load(&c.calls) == 0)
+        assert_int_equal(loop_run_once(l, -1), 0);
     watchdog_stop();
-    assert_int_equal(atomic_load(&xr.ran) + atomic_load(&xf.ran), 2);
+    assert_int_equal(c.status, 0); /* the parent's call job ran, once, here */
+    assert_ptr_equal(c.result, &xc);
+    assert_int_equal(atomic_load(&xr.ran) + atomic_load(&xf.ran) + atomic_load(&xc.ran), 3);
     assert_int_equal(atomic_load(&xr.dropped) + atomic_load(&xf.dropped), 0);
     loop_future_unref(a.running);
     loop_future_unref(a.finished);

@@ -13,11 +13,12 @@
 #include "fdleak.h"
 #include "watchdog.h"
 
-#define NJOBS 4
+#define NJOBS 5
 
 struct program {
     struct gate g;
     struct gated x[NJOBS];
+    struct called called; /* job 4: loop_pool_call */
     loop_future *f[NJOBS];
     bool accepted[NJOBS];
     loop_future *done;
@@ -38,11 +39,17 @@ static bool all_done(loop_pool *p, const struct program *pr)
 
 static void submit_all(loop_pool *p, struct program *pr)
 {
-    static const unsigned flags[NJOBS] = {0, LOOP_POOL_SLOW, 0, 0};
+    static const unsigned flags[NJOBS] = {0, LOOP_POOL_SLOW, 0, 0, 0};
     for (int i = 0; i < NJOBS; i++) {
         pr->x[i] = (struct gated){.gate = i == 0 ? &pr->g : NULL, .result = &pr->x[i]};
-        loop_future **out = i == 2 ? NULL : &pr->f[i]; /* job 2: no future, drop only */
-        int err = loop_pool_submit_with(p, gated_job, &pr->x[i], flags[i], gated_drop, out);
+        loop_future **out = i >= 2 && i != 3 ? NULL : &pr->f[i]; /* 2: drop only; 4: done */
+        int err;
+        if (i == 4) {
+            pr->x[i].called = &pr->called;
+            err = loop_pool_call(p, gated_job, &pr->x[i], 0, called_done);
+        } else {
+            err = loop_pool_submit_with(p, gated_job, &pr->x[i], flags[i], gated_drop, out);
+        }
         assert_true(err == 0 || err == -ENOMEM);
         pr->accepted[i] = err == 0;
         if (out && err == 0) /* completing it then queues a callback: that may fail too */
@@ -66,6 +73,13 @@ static void check_each_job_ended_once(struct program *pr)
         struct gated *x = &pr->x[i];
         if (!pr->accepted[i]) {
             assert_int_equal(atomic_load(&x->ran) + atomic_load(&x->dropped), 0);
+            assert_true(!x->called || atomic_load(&x->called->calls) == 0);
+            continue;
+        }
+        if (x->called) {
+            assert_int_equal(atomic_load(&x->called->calls), 1);
+            assert_int_equal(x->called->status, 0);
+            assert_int_equal(atomic_load(&x->dropped), 0);
             continue;
         }
         if (!pr->f[i]) {

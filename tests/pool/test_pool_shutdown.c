@@ -140,6 +140,39 @@ static void test_shutdown_cancel_cancels_the_jobs_not_started_at_once(void **s)
     gate_destroy(&g);
 }
 
+static void test_shutdown_cancel_tells_done_of_called_jobs_not_started(void **s)
+{
+    (void)s;
+    loop_t *l = new_real_loop();
+    loop_pool *p = new_pool(l, 1);
+    struct gate g;
+    gate_init(&g);
+    struct called c[3] = {{0}};
+    struct gated x[3];
+    for (int i = 0; i < 3; i++) {
+        x[i] = (struct gated){.gate = &g, .result = &x[i], .called = &c[i]};
+        assert_int_equal(loop_pool_call(p, gated_job, &x[i], 0, called_done), 0);
+    }
+    gate_wait_started(&g, 1);
+    assert_int_equal(loop_pool_shutdown(p, LOOP_POOL_CANCEL, NULL), 0);
+    for (int i = 1; i < 3; i++) { /* at once, on the loop thread */
+        assert_int_equal(atomic_load(&c[i].calls), 1);
+        assert_int_equal(c[i].status, -ECANCELED);
+        assert_null(c[i].result);
+    }
+    assert_int_equal(atomic_load(&c[0].calls), 0); /* the running one finishes */
+    gate_open(&g);
+    assert_int_equal(loop_run(l), 0);
+    assert_int_equal(atomic_load(&c[0].calls), 1);
+    assert_int_equal(c[0].status, 0);
+    assert_ptr_equal(c[0].result, &x[0]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(atomic_load(&x[i].ran), i == 0);
+    loop_pool_free(p);
+    loop_free(l);
+    gate_destroy(&g);
+}
+
 static void test_shutdown_of_an_idle_pool_is_done_at_once(void **s)
 {
     (void)s;
@@ -227,6 +260,30 @@ static void test_free_lets_go_of_a_job_that_blocks_and_its_thread_cleans_up_alon
     gate_destroy(&g);
 }
 
+static void test_free_lets_go_of_a_called_job_and_done_runs_on_its_thread(void **s)
+{
+    (void)s;
+    int base = process_threads();
+    loop_t *l = new_real_loop();
+    loop_pool *p = new_pool(l, 1);
+    struct gate g;
+    gate_init(&g);
+    struct called c = {0};
+    struct gated stuck = {.gate = &g, .result = &stuck, .called = &c};
+    assert_int_equal(loop_pool_call(p, gated_job, &stuck, 0, called_done), 0);
+    gate_wait_started(&g, 1);
+    assert_int_equal(loop_pool_free(p), 0);
+    assert_int_equal(loop_free(l), 0);
+    assert_int_equal(atomic_load(&c.calls), 0); /* not while the job runs */
+    gate_open(&g);
+    wait_until(threads_back_to, &base, "the blocked thread to end");
+    assert_int_equal(atomic_load(&c.calls), 1);
+    assert_int_equal(c.status, 0);
+    assert_ptr_equal(c.result, &stuck);
+    assert_false(pthread_equal(c.thread, pthread_self())); /* on the job's thread */
+    gate_destroy(&g);
+}
+
 static void test_loop_free_frees_a_pool_left_alive_and_drops_every_outcome(void **s)
 {
     (void)s;
@@ -282,10 +339,12 @@ int main(void)
         cmocka_unit_test(test_cancelling_a_running_job_cancels_its_future_and_drops_its_result),
         cmocka_unit_test(test_shutdown_wait_runs_every_job_and_refuses_new_ones),
         cmocka_unit_test(test_shutdown_cancel_cancels_the_jobs_not_started_at_once),
+        cmocka_unit_test(test_shutdown_cancel_tells_done_of_called_jobs_not_started),
         cmocka_unit_test(test_shutdown_of_an_idle_pool_is_done_at_once),
         cmocka_unit_test(test_free_joins_every_thread),
         cmocka_unit_test(test_free_right_after_a_job_ends_a_thread_still_looking_for_work),
         cmocka_unit_test(test_free_lets_go_of_a_job_that_blocks_and_its_thread_cleans_up_alone),
+        cmocka_unit_test(test_free_lets_go_of_a_called_job_and_done_runs_on_its_thread),
         cmocka_unit_test(test_loop_free_frees_a_pool_left_alive_and_drops_every_outcome),
         cmocka_unit_test(test_freeing_the_default_pool_makes_the_next_call_make_a_new_one),
         cmocka_unit_test(test_the_suite_leaked_no_fd),

@@ -349,6 +349,33 @@ static void test_a_job_without_a_future_gives_its_result_to_drop(void **s)
     loop_free(l);
 }
 
+static void test_a_called_job_reports_its_outcome_to_done_once_on_the_loop_thread(void **s)
+{
+    (void)s;
+    loop_t *l = new_real_loop();
+    loop_pool *p = new_pool(l, 2);
+    struct called good_c = {0}, bad_c = {0};
+    struct gated good = {.result = &good, .called = &good_c};
+    struct gated bad = {.status = -EIO, .result = &bad, .called = &bad_c};
+    assert_int_equal(loop_pool_call(p, gated_job, &good, 0, called_done), 0);
+    assert_int_equal(loop_pool_call(p, gated_job, &bad, LOOP_POOL_SLOW, called_done), 0);
+    assert_int_equal(loop_pool_call(p, gated_job, &good, 0, NULL), -EINVAL);
+    assert_int_equal(loop_pool_call(NULL, gated_job, &good, 0, called_done), -EINVAL);
+    assert_int_equal(loop_pool_call(p, NULL, &good, 0, called_done), -EINVAL);
+    assert_int_equal(loop_pool_call(p, gated_job, &good, 0x4, called_done), -EINVAL);
+    assert_int_equal(loop_run(l), 0); /* the two outstanding jobs kept it alive */
+    assert_int_equal(atomic_load(&good_c.calls), 1);
+    assert_int_equal(good_c.status, 0);
+    assert_ptr_equal(good_c.result, &good);
+    assert_true(pthread_equal(good_c.thread, loop_thread));
+    assert_int_equal(atomic_load(&bad_c.calls), 1);
+    assert_int_equal(bad_c.status, -EIO);
+    assert_null(bad_c.result);
+    assert_int_equal(atomic_load(&good.ran), 1); /* the refused calls ran nothing */
+    loop_pool_free(p);
+    loop_free(l);
+}
+
 int main(void)
 {
     loop_thread = pthread_self();
@@ -365,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_many_completions_make_one_eventfd_write_and_one_wakeup),
         cmocka_unit_test(test_an_idle_pool_does_not_keep_loop_run_alive),
         cmocka_unit_test(test_a_job_without_a_future_gives_its_result_to_drop),
+        cmocka_unit_test(test_a_called_job_reports_its_outcome_to_done_once_on_the_loop_thread),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
     return cmocka_run_group_tests(tests, snapshot_fds, NULL);
