@@ -2,16 +2,18 @@
  * The thread pool beside libuv's uv_queue_work (bench_pool_uv.c does the
  * same with libuv), one measurement per run:
  *
- *   bench_pool latency N THREADS      N samples, one at a time, each
- *                                     started by a 1 ms timer so the
- *                                     pool's threads are asleep: the time
- *                                     from submit to the completion
- *                                     callback (a done callback of the
- *                                     job's future) running on the loop
- *   bench_pool throughput N THREADS W N no-op jobs, W outstanding at once:
- *                                     each completion callback submits
- *                                     the next; jobs per second from the
- *                                     first submit to the last completion
+ *   bench_pool latency N THREADS [future|call]
+ *       N samples, one at a time, each started by a 1 ms timer so the
+ *       pool's threads are asleep: the time from submit to the completion
+ *       callback running on the loop
+ *   bench_pool throughput N THREADS W [future|call]
+ *       N no-op jobs, W outstanding at once: each completion callback
+ *       submits the next; jobs per second from the first submit to the
+ *       last completion
+ *
+ * The completion callback is a done callback of the job's future
+ * (loop_pool_submit, "future", the default), or loop_pool_call's done
+ * ("call", uv_queue_work's shape).
  *
  * Prints "RESULT latency ns_median=X ns_min=Y ns_p99=Z ns_max=W" or
  * "RESULT throughput jobs_per_s=X".  Under callgrind only the measured
@@ -20,6 +22,7 @@
 #define _GNU_SOURCE
 #include "loop_pool.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +40,7 @@
 #endif
 
 static loop_pool *pool;
+static bool use_call;
 static long n, submitted, completed;
 static uint64_t *samples, t_submit;
 
@@ -84,15 +88,33 @@ static void latency_done(loop_future *f, void *arg)
     }
 }
 
+static void latency_called(void *arg, int status, void *result)
+{
+    loop_t *loop = arg;
+    (void)result;
+    samples[completed++] = now_ns() - t_submit;
+    if (status)
+        die("job", status);
+    if (completed < n) {
+        int err = loop_call_later(loop, LOOP_MS(1), start_sample, NULL, NULL);
+        if (err)
+            die("call_later", err);
+    }
+}
+
 static void start_sample(loop_t *loop, void *arg)
 {
-    (void)loop;
     (void)arg;
     loop_future *f;
+    int err;
     t_submit = now_ns();
-    int err = loop_pool_submit(pool, nop_job, NULL, &f);
-    if (!err)
-        err = loop_future_add_done(f, latency_done, NULL);
+    if (use_call) {
+        err = loop_pool_call(pool, nop_job, loop, 0, latency_called);
+    } else {
+        err = loop_pool_submit(pool, nop_job, NULL, &f);
+        if (!err)
+            err = loop_future_add_done(f, latency_done, NULL);
+    }
     if (err)
         die("submit", err);
 }
@@ -106,16 +128,33 @@ static int cmp_u64(const void *a, const void *b)
 /* ---- throughput ------------------------------------------------------------ */
 
 static void throughput_done(loop_future *f, void *arg);
+static void throughput_called(void *arg, int status, void *result);
 
 static void submit_one(void)
 {
     loop_future *f;
-    int err = loop_pool_submit(pool, nop_job, NULL, &f);
-    if (!err)
-        err = loop_future_add_done(f, throughput_done, NULL);
+    int err;
+    if (use_call) {
+        err = loop_pool_call(pool, nop_job, NULL, 0, throughput_called);
+    } else {
+        err = loop_pool_submit(pool, nop_job, NULL, &f);
+        if (!err)
+            err = loop_future_add_done(f, throughput_done, NULL);
+    }
     if (err)
         die("submit", err);
     submitted++;
+}
+
+static void throughput_called(void *arg, int status, void *result)
+{
+    (void)arg;
+    (void)result;
+    if (status)
+        die("job", status);
+    completed++;
+    if (submitted < n)
+        submit_one();
 }
 
 static void throughput_done(loop_future *f, void *arg)
@@ -130,13 +169,19 @@ static void throughput_done(loop_future *f, void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_pool latency N THREADS | throughput N THREADS WINDOW\n");
+        fprintf(stderr, "usage: bench_pool latency N THREADS [future|call] | "
+                        "throughput N THREADS WINDOW [future|call]\n");
         return 2;
     }
     const char *mode = argv[1];
     n = atol(argv[2]);
     unsigned threads = (unsigned)atoi(argv[3]);
-    long window = argc > 4 ? atol(argv[4]) : 1;
+    bool latency = strcmp(mode, "latency") == 0;
+    long window = !latency && argc > 4 ? atol(argv[4]) : 1;
+    const char *how = argc > (latency ? 4 : 5) ? argv[latency ? 4 : 5] : "future";
+    use_call = strcmp(how, "call") == 0;
+    if (!use_call && strcmp(how, "future") != 0)
+        return 2;
     loop_t *loop;
     loop_pool_options o = {.threads = threads};
     if (n < 1 || window < 1 || loop_new(&loop) || loop_pool_new(loop, &o, &pool))
