@@ -12,4 +12,14 @@ BUILD=${1:-build-bench-smoke}
 cmake -S . -B "$BUILD" -DLOOP_BUILD_BENCH=ON -DLOOP_WERROR=ON -DLOOP_BUILD_TESTS=OFF \
     -DLOOP_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
-exec python3 bench/run.py --smoke --bindir "$BUILD/bench"
+python3 bench/run.py --smoke --bindir "$BUILD/bench"
+# The thread pool's programs (bench/pool), tiny: each checks its own count.
+for how in future call; do
+    "$BUILD/bench/bench_pool" throughput 20000 2 64 "$how" >/dev/null
+    "$BUILD/bench/bench_pool" latency 5 2 "$how" >/dev/null
+done
+if [ -x "$BUILD/bench/bench_pool_uv" ]; then
+    UV_THREADPOOL_SIZE=2 "$BUILD/bench/bench_pool_uv" throughput 20000 64 >/dev/null
+    UV_THREADPOOL_SIZE=2 "$BUILD/bench/bench_pool_uv" latency 5 >/dev/null
+fi
+echo "bench/pool smoke: ok"
