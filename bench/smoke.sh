@@ -18,4 +18,14 @@ cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 bench/task/run.sh --smoke "$BUILD"
 # The workers' HTTP server and nginx under wrk, 1 s each (bench/workers).
 bench/workers/run.sh --smoke "$BUILD-workers"
+# The thread pool's programs (bench/pool), tiny: each checks its own count.
+for how in future call; do
+    "$BUILD/bench/bench_pool" throughput 20000 2 64 "$how" >/dev/null
+    "$BUILD/bench/bench_pool" latency 5 2 "$how" >/dev/null
+done
+if [ -x "$BUILD/bench/bench_pool_uv" ]; then
+    UV_THREADPOOL_SIZE=2 "$BUILD/bench/bench_pool_uv" throughput 20000 64 >/dev/null
+    UV_THREADPOOL_SIZE=2 "$BUILD/bench/bench_pool_uv" latency 5 >/dev/null
+fi
+echo "bench/pool smoke: ok"
 exec python3 bench/run.py --smoke --bindir "$BUILD/bench"

@@ -398,7 +398,37 @@ int main(void)
     return 0;
 }
 CEOF
-for layer in future coro task workers process stream stream_task; do
+cat >"$work/src/layer_pool.c" <<'CEOF'
+#include <loop_pool.h>
+
+#include <stdio.h>
+
+static int seven(void *arg, void **result)
+{
+    (void)arg;
+    *result = (void *)7;
+    return 0;
+}
+
+int main(void)
+{
+    loop_t *loop;
+    loop_pool *pool;
+    loop_future *f;
+    void *v = NULL;
+    if (loop_new(&loop) || loop_pool_default(loop, &pool) ||
+        loop_pool_submit(pool, seven, NULL, &f) || loop_run_until_complete(loop, f, &v) ||
+        v != (void *)7) {
+        fprintf(stderr, "the pool job did not return 7\n");
+        return 1;
+    }
+    loop_future_unref(f);
+    loop_free(loop);
+    printf("libloop-pool: ok\n");
+    return 0;
+}
+CEOF
+for layer in future coro task workers process stream stream_task pool; do
     [ -e "$(dirname "$pc")/libloop-$layer.pc" ] || fail "libloop-$layer.pc was not installed"
     step "pkg-config libloop-$layer, static and shared"
     # shellcheck disable=SC2046
