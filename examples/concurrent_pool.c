@@ -20,15 +20,16 @@
  * work must be isolated: a crash kills one worker (the pool replaces it
  * and fails that one job), not the program.
  *
- * The thread pool here is plain pthreads, kept apart in thread_pool().
- * The process pool is libloop's (loop_process.h): its workers are this
+ * Both pools are libloop's: the thread pool is loop_pool.h's, each result
+ * a future completed on the loop; the process pool is loop_process.h's,
+ * whose workers are this
  * program started again, which is why main() first asks
  * loop_process_worker_main() whether this process is one of them.
  */
+#include "loop_pool.h"
 #include "loop_process.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,63 +94,78 @@ static void sequential(long long steps)
     print_seconds("Sequential", now() - start);
 }
 
-/* ---- a pool of threads (plain pthreads) ---------------------------------- */
+/* ---- a pool of threads (loop_pool.h) ----------------------------------- */
 
-struct thread_pool {
-    pthread_mutex_t lock;
-    pthread_cond_t done_cond;
-    long long steps;
-    int next;              /* the next item to take */
-    long long done[ITEMS]; /* results, in the order they completed */
-    int ndone;
-};
+static long long thread_steps;
 
-static void *thread_worker(void *arg)
+/* What a pool thread runs: one item.  The result fits in the pointer. */
+static int evaluate_on_thread(void *arg, void **result)
 {
-    struct thread_pool *tp = arg;
-    for (;;) {
-        pthread_mutex_lock(&tp->lock);
-        int i = tp->next < ITEMS ? tp->next++ : -1;
-        pthread_mutex_unlock(&tp->lock);
-        if (i < 0)
-            return NULL;
-        long long r = evaluate_item(number_list[i], tp->steps);
-        pthread_mutex_lock(&tp->lock);
-        tp->done[tp->ndone++] = r;
-        pthread_cond_signal(&tp->done_cond);
-        pthread_mutex_unlock(&tp->lock);
-    }
+    *result = (void *)(intptr_t)evaluate_item(*(const long long *)arg, thread_steps);
+    return 0;
 }
 
-/* ThreadPoolExecutor(max_workers=5) with as_completed: each result is
- * printed as soon as a thread has it. */
+/* Print results in the order they finish (loop_as_completed). */
+static int print_as_completed(loop_t *loop, loop_future *const *fs,
+                              int (*print)(loop_future *))
+{
+    loop_as_completed *ac = NULL;
+    int err = loop_as_completed_new(loop, fs, ITEMS, -1, &ac);
+    for (int i = 0; !err && i < ITEMS; i++) {
+        loop_future *next;
+        void *child;
+        err = loop_as_completed_next(ac, &next);
+        if (!err) {
+            err = loop_run_until_complete(loop, next, &child);
+            loop_future_unref(next);
+        }
+        if (!err)
+            err = print(child);
+    }
+    loop_as_completed_free(ac);
+    return err;
+}
+
+static int print_thread_result(loop_future *f)
+{
+    void *r;
+    int err = loop_future_result(f, &r);
+    if (!err)
+        printf("%lld\n", (long long)(intptr_t)r);
+    return err;
+}
+
 static int thread_pool(long long steps)
 {
     double start = now();
-    struct thread_pool tp = {.steps = steps};
-    pthread_mutex_init(&tp.lock, NULL);
-    pthread_cond_init(&tp.done_cond, NULL);
-    pthread_t threads[THREADS];
-    int started = 0;
-    while (started < THREADS && pthread_create(&threads[started], NULL, thread_worker, &tp) == 0)
-        started++;
-    int printed = 0;
-    pthread_mutex_lock(&tp.lock);
-    while (started && printed < ITEMS) {
-        while (tp.ndone == printed)
-            pthread_cond_wait(&tp.done_cond, &tp.lock);
-        long long r = tp.done[printed++];
-        pthread_mutex_unlock(&tp.lock);
-        printf("%lld\n", r);
-        pthread_mutex_lock(&tp.lock);
+    thread_steps = steps;
+    loop_t *loop;
+    int err = loop_new(&loop);
+    if (err)
+        goto out;
+    loop_pool *pool;
+    err = loop_pool_new(loop, &(loop_pool_options){.threads = THREADS}, &pool);
+    if (!err) {
+        loop_future *fs[ITEMS] = {0};
+        for (int n = 0; n < ITEMS && !err; n++)
+            err = loop_pool_submit(pool, evaluate_on_thread, (void *)&number_list[n], &fs[n]);
+        if (!err)
+            err = print_as_completed(loop, fs, print_thread_result);
+        for (int i = 0; i < ITEMS; i++)
+            loop_future_unref(fs[i]);
+        loop_future *done; /* the `with` block's end: wait for the threads */
+        if (!err)
+            err = loop_pool_shutdown(pool, LOOP_POOL_WAIT, &done);
+        if (!err) {
+            err = loop_run_until_complete(loop, done, NULL);
+            loop_future_unref(done);
+        }
+        loop_pool_free(pool);
     }
-    pthread_mutex_unlock(&tp.lock);
-    for (int i = 0; i < started; i++)
-        pthread_join(threads[i], NULL);
-    pthread_cond_destroy(&tp.done_cond);
-    pthread_mutex_destroy(&tp.lock);
-    if (!started) {
-        fprintf(stderr, "concurrent_pool: no thread could be started\n");
+    loop_free(loop);
+out:
+    if (err) {
+        fprintf(stderr, "concurrent_pool: thread pool: %s\n", loop_strerror(err));
         return -1;
     }
     print_seconds("Thread pool", now() - start);
@@ -198,26 +214,13 @@ static int print_reply(loop_future *f)
 static int submit_and_print(loop_t *loop, loop_process_pool *pool, long long steps)
 {
     loop_future *fs[ITEMS] = {0};
-    int err = 0, n = 0;
-    for (; n < ITEMS && !err; n++) {
+    int err = 0;
+    for (int n = 0; n < ITEMS && !err; n++) {
         long long args[2] = {number_list[n], steps};
         err = loop_process_pool_submit(pool, 0, args, sizeof(args), &fs[n]);
     }
-    loop_as_completed *ac = NULL;
     if (!err)
-        err = loop_as_completed_new(loop, fs, ITEMS, -1, &ac);
-    for (int i = 0; !err && i < ITEMS; i++) {
-        loop_future *next;
-        void *child;
-        err = loop_as_completed_next(ac, &next);
-        if (!err) {
-            err = loop_run_until_complete(loop, next, &child);
-            loop_future_unref(next);
-        }
-        if (!err)
-            err = print_reply(child);
-    }
-    loop_as_completed_free(ac);
+        err = print_as_completed(loop, fs, print_reply);
     for (int i = 0; i < ITEMS; i++)
         loop_future_unref(fs[i]);
     return err;

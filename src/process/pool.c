@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-void *loop__pool_mem(loop_process_pool *pool, void *ptr, size_t size)
+void *loop__process_pool_mem(loop_process_pool *pool, void *ptr, size_t size)
 {
     return pool->realloc(pool->ctx, ptr, size);
 }
@@ -69,8 +69,8 @@ static void free_job(struct pool_job *j)
     loop_process_pool *pool = j->pool;
     loop_future_set_canceller(j->f, NULL, NULL);
     loop_future_unref(j->f);
-    loop__pool_mem(pool, j->data, 0);
-    loop__pool_mem(pool, j, 0);
+    loop__process_pool_mem(pool, j->data, 0);
+    loop__process_pool_mem(pool, j, 0);
 }
 
 static void settle_later(loop_t *loop, void *arg);
@@ -123,7 +123,7 @@ void loop__pool_job_end(struct pool_job *j, int err, loop_process_bytes *reply)
 {
     j->err = err;
     j->reply = reply;
-    loop__pool_mem(j->pool, j->data, 0);
+    loop__process_pool_mem(j->pool, j->data, 0);
     j->data = NULL;
     settle(j);
 }
@@ -194,7 +194,7 @@ static int copy_exe(loop_process_pool *pool, const char *exe)
         exe = self;
     }
     size_t len = strlen(exe) + 1;
-    pool->exe = loop__pool_mem(pool, NULL, len);
+    pool->exe = loop__process_pool_mem(pool, NULL, len);
     if (!pool->exe)
         return -ENOMEM;
     memcpy(pool->exe, exe, len);
@@ -232,7 +232,7 @@ int loop_process_pool_new(loop_t *loop, const loop_process_pool_options *opts,
                                 .hash = loop__worker_table_hash(opts->table, opts->n),
                                 .nworkers = worker_count(opts)};
     loop__process_pool_link(r, pool);
-    pool->w = loop__pool_mem(pool, NULL, pool->nworkers * sizeof(*pool->w));
+    pool->w = loop__process_pool_mem(pool, NULL, pool->nworkers * sizeof(*pool->w));
     if (!pool->w)
         pool->nworkers = 0;
     for (unsigned i = 0; i < pool->nworkers; i++)
@@ -271,14 +271,14 @@ int loop_process_pool_submit(loop_process_pool *pool, int id, const void *data, 
         return -ESHUTDOWN;
     if (pool->failed)
         return -ECHILD;
-    struct pool_job *j = loop__pool_mem(pool, NULL, sizeof(*j));
+    struct pool_job *j = loop__process_pool_mem(pool, NULL, sizeof(*j));
     if (!j)
         return -ENOMEM;
     *j = (struct pool_job){.pool = pool, .id = id, .len = len};
-    if ((len && !(j->data = loop__pool_mem(pool, NULL, len))) ||
+    if ((len && !(j->data = loop__process_pool_mem(pool, NULL, len))) ||
         loop_future_new(pool->loop, &j->f) != 0) {
-        loop__pool_mem(pool, j->data, 0);
-        loop__pool_mem(pool, j, 0);
+        loop__process_pool_mem(pool, j->data, 0);
+        loop__process_pool_mem(pool, j, 0);
         return -ENOMEM;
     }
     if (len)
@@ -391,7 +391,7 @@ void loop_process_pool_free(loop_process_pool *pool)
         return;
     if (pool->loop)
         stop_all(pool, true);
-    loop__pool_mem(pool, pool->w, 0);
-    loop__pool_mem(pool, pool->exe, 0);
-    loop__pool_mem(pool, pool, 0);
+    loop__process_pool_mem(pool, pool->w, 0);
+    loop__process_pool_mem(pool, pool->exe, 0);
+    loop__process_pool_mem(pool, pool, 0);
 }

@@ -75,7 +75,7 @@ struct loop_process_pool {
     loop_process_pool_stats_t stats;
 };
 
-void *loop__pool_mem(loop_process_pool *pool, void *ptr, size_t size);
+void *loop__process_pool_mem(loop_process_pool *pool, void *ptr, size_t size);
 
 /* pool_io.c */
 int loop__pool_start_worker(struct pool_worker *w);

@@ -163,7 +163,7 @@ static void sent_all(struct pool_worker *w)
     if (w->writing)
         loop_remove_writer(w->pool->loop, w->in_fd);
     w->writing = false;
-    loop__pool_mem(w->pool, j->data, 0);
+    loop__process_pool_mem(w->pool, j->data, 0);
     j->data = NULL;
 }
 
@@ -264,7 +264,7 @@ static bool header_in(struct pool_worker *w)
     }
     if (w->recv_h.word == 0) {
         size_t len = (size_t)w->recv_h.len;
-        struct pool_reply *box = loop__pool_mem(pool, NULL, sizeof(*box) + len);
+        struct pool_reply *box = loop__process_pool_mem(pool, NULL, sizeof(*box) + len);
         if (box) {
             box->realloc = pool->realloc; /* for loop_process_bytes_free() */
             box->ctx = pool->ctx;
