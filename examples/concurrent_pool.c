@@ -106,8 +106,7 @@ static int evaluate_on_thread(void *arg, void **result)
 }
 
 /* Print results in the order they finish (loop_as_completed). */
-static int print_as_completed(loop_t *loop, loop_future *const *fs,
-                              int (*print)(loop_future *))
+static int print_as_completed(loop_t *loop, loop_future *const *fs, int (*print)(loop_future *))
 {
     loop_as_completed *ac = NULL;
     int err = loop_as_completed_new(loop, fs, ITEMS, -1, &ac);
