@@ -500,12 +500,8 @@ static void model_poll_began(void)
     model.timeout = model_timeout(model.cap);
     model.wait_lo = 0;
     /* On the real clock, an uncapped wait for a timer ends no earlier than
-     * its deadline, unless something else woke the loop.  With other
-     * threads that something may be late: a thread's eventfd write can come
-     * after the loop has already taken its post (include/loop.h allows
-     * it), and then wakes a later wait with nothing ready, even after the
-     * thread was joined.  So the bound holds without threads only. */
-    if (!model.virtual_clock && model.cap < 0 && model.timeout > 0 && model.cfg.nthreads == 0)
+     * its deadline, unless something else woke the loop. */
+    if (!model.virtual_clock && model.cap < 0 && model.timeout > 0 && !model_foreign_unknown())
         model.wait_lo = model_earliest();
 }
 
