@@ -2,6 +2,7 @@
  * The HTTP/1.1 request-head parser and the responses of the http_hello
  * examples (examples/http_hello.c in task form, http_hello_cb.c in
  * callback form): just enough HTTP for "Hello, world!" to real clients.
+ * examples/http_workers.c parses its requests with it too.
  */
 #ifndef HTTP_PARSE_H
 #define HTTP_PARSE_H

@@ -30,6 +30,7 @@
  * our side, discard input until the client closes (or 2 s), so that a
  * request in flight never turns the close into a reset.
  */
+#include "http_parse.h"
 #include "loop_workers.h"
 
 #include <errno.h>
@@ -54,10 +55,6 @@ struct worker;
 
 enum conn_state { CONN_OPEN, CONN_CLOSING, CONN_LINGER };
 
-struct request {
-    bool keep_alive, http10, head;
-    uint64_t content_length;
-};
 
 struct conn {
     struct worker *wk;
@@ -215,123 +212,6 @@ static void respond(struct conn *c, int status, const struct request *rq)
         c->state = CONN_CLOSING;
 }
 
-/* ---- parsing -------------------------------------------------------------- */
-
-static bool is_tchar(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-static size_t token_len(const char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n && is_tchar(p[i]))
-        i++;
-    return i;
-}
-
-/* Does the comma-separated list [p, p+n) hold token (any case)? */
-static bool list_has(const char *p, size_t n, const char *token)
-{
-    size_t tl = strlen(token);
-    while (n > 0) {
-        while (n > 0 && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-            n--;
-        }
-        size_t len = token_len(p, n);
-        if (len == tl && strncasecmp(p, token, tl) == 0)
-            return true;
-        while (n > 0 && *p != ',') {
-            p++;
-            n--;
-        }
-    }
-    return false;
-}
-
-struct head_flags {
-    bool length_seen, close, keep_alive;
-};
-
-static int parse_content_length(const char *v, size_t n, struct request *rq, struct head_flags *f)
-{
-    uint64_t value = 0;
-    if (n == 0 || n > 18)
-        return 400;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return 400;
-        value = value * 10 + (uint64_t)(v[i] - '0');
-    }
-    if (f->length_seen && value != rq->content_length)
-        return 400;
-    f->length_seen = true;
-    rq->content_length = value;
-    return 0;
-}
-
-/* One header line [p, p+n), without its CRLF: 0 or an error status. */
-static int parse_header(const char *p, size_t n, struct request *rq, struct head_flags *f)
-{
-    size_t name = token_len(p, n);
-    if (name == 0 || name == n || p[name] != ':')
-        return 400; /* also refuses obsolete line folding */
-    const char *v = p + name + 1, *end = p + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    size_t vn = (size_t)(end - v);
-    if (name == 14 && strncasecmp(p, "Content-Length", 14) == 0)
-        return parse_content_length(v, vn, rq, f);
-    if (name == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0)
-        return 501; /* chunked bodies are not supported: the framing is unknown */
-    if (name == 10 && strncasecmp(p, "Connection", 10) == 0) {
-        f->close = f->close || list_has(v, vn, "close");
-        f->keep_alive = f->keep_alive || list_has(v, vn, "keep-alive");
-    }
-    return 0;
-}
-
-/* A request head [p, p+n) ending in "\r\n\r\n": 0 or an error status. */
-static int parse_head(const char *p, size_t n, struct request *rq)
-{
-    const char *end = p + n - 2, *eol = memchr(p, '\r', n);
-    struct head_flags f = {0};
-
-    *rq = (struct request){0};
-    if (eol[1] != '\n')
-        return 400;
-    size_t method = token_len(p, (size_t)(eol - p)); /* method SP target SP HTTP/1.x */
-    if (method == 0 || p[method] != ' ')
-        return 400;
-    const char *target = p + method + 1;
-    const char *sp = memchr(target, ' ', (size_t)(eol - target));
-    if (!sp || sp == target || memchr(target, ' ', (size_t)(sp - target)))
-        return 400;
-    const char *version = sp + 1;
-    if (eol - version != 8 || strncmp(version, "HTTP/", 5) != 0 || version[6] != '.' ||
-        version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9')
-        return 400;
-    if (version[5] != '1' || (version[7] != '0' && version[7] != '1'))
-        return 505;
-    rq->http10 = version[7] == '0';
-    rq->head = method == 4 && strncmp(p, "HEAD", 4) == 0;
-    for (const char *line = eol + 2; line < end;) {
-        const char *next = memchr(line, '\r', (size_t)(end + 2 - line));
-        if (next[1] != '\n')
-            return 400;
-        int status = parse_header(line, (size_t)(next - line), rq, &f);
-        if (status)
-            return status;
-        line = next + 2;
-    }
-    rq->keep_alive = !f.close && (!rq->http10 || f.keep_alive);
-    return 0;
-}
-
 /* While draining, the last request received completely ends its connection. */
 static void drain_close(struct conn *c, size_t off, struct request *rq)
 {
@@ -360,14 +240,13 @@ static void process_input(struct conn *c)
             respond(c, 200, &c->pending);
             continue;
         }
-        while (c->in_len - off >= 2 && c->in[off] == '\r' && c->in[off + 1] == '\n')
-            off += 2; /* empty lines before a request line are ignored (RFC 9112, 2.2) */
+        off += http_skip_empty_lines(c->in + off, c->in_len - off);
         const char *head = c->in + off;
         const char *end = memmem(head, c->in_len - off, "\r\n\r\n", 4);
         if (!end)
             break;
         struct request rq;
-        int status = parse_head(head, (size_t)(end + 4 - head), &rq);
+        int status = http_parse_head(head, (size_t)(end + 4 - head), &rq);
         off += (size_t)(end + 4 - head);
         if (status) {
             rq.keep_alive = false;
