@@ -55,7 +55,6 @@ struct worker;
 
 enum conn_state { CONN_OPEN, CONN_CLOSING, CONN_LINGER };
 
-
 struct conn {
     struct worker *wk;
     struct conn *prev, *next;
