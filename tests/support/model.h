@@ -158,7 +158,7 @@ struct model {
     uint64_t wait_lo; /* real clock: the poll may not end before this with nothing ready */
     uint64_t snap_now;
     uint32_t refs;
-    uint64_t iters; /* iterations begun, as loop_stats() counts them */
+    uint64_t iters;        /* iterations begun, as loop_stats() counts them */
     uint64_t polls_before; /* loop_stats().polls in this iteration's before-poll hook */
     int iters_in_call;
     uint32_t runs_since_poll;
@@ -172,6 +172,7 @@ struct model {
     uint64_t fposted[MODEL_MAXTHREADS]; /* written by that thread only */
     uint64_t fqueued[MODEL_MAXTHREADS]; /* known to be in the ready list */
     bool fjoined;
+    bool stale_wake; /* the first poll after the join may be woken by a late eventfd write */
 
     bool may_fail; /* allocations may fail now: -ENOMEM is a legal answer */
     bool failed, desync;

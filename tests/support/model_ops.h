@@ -427,6 +427,7 @@ void model_foreign_joined(void)
 {
     model_log(MEV_OP, OP_JOIN, -1, 0, 0);
     model.fjoined = true;
+    model.stale_wake = true;
 }
 
 uint64_t model_foreign_left(void)
