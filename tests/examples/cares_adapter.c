@@ -255,6 +255,45 @@ static void test_a_name_that_does_not_exist_ends_with_enotfound(void **state)
     assert_int_equal(loop_free(loop), 0);
 }
 
+/* Icmp OutDestUnreachs of /proc/net/snmp, or -1. */
+static long icmp_out_dest_unreachs(void)
+{
+    char names[1024], values[1024];
+    long v = -1;
+    FILE *f = fopen("/proc/net/snmp", "r");
+    while (f && fgets(names, sizeof(names), f) && fgets(values, sizeof(values), f)) {
+        if (strncmp(names, "Icmp:", 5) != 0)
+            continue;
+        char *sn, *sv, *n = strtok_r(names, " \n", &sn), *val = strtok_r(values, " \n", &sv);
+        for (; n && val; n = strtok_r(NULL, " \n", &sn), val = strtok_r(NULL, " \n", &sv))
+            if (strcmp(n, "OutDestUnreachs") == 0)
+                v = atol(val);
+        break;
+    }
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/*
+ * What a refusal that did not come depends on, printed before the test
+ * fails: whether the kernel sent its port unreachable, and any UDP socket
+ * that holds the dead server's port.
+ */
+static void print_refusal_facts(int port, long unreach_before)
+{
+    char line[512], hex[16];
+    FILE *f = fopen("/proc/net/udp", "r");
+    snprintf(hex, sizeof(hex), ":%04X ", port);
+    fprintf(stderr, "port %d: %ld ICMP destination unreachable sent during the query\n", port,
+            icmp_out_dest_unreachs() - unreach_before);
+    while (f && fgets(line, sizeof(line), f))
+        if (strstr(line, hex))
+            fprintf(stderr, "a UDP socket on that port: %s", line);
+    if (f)
+        fclose(f);
+}
+
 /*
  * A server that died: its port is closed, c-ares is refused, and the query
  * ends with ARES_ECONNREFUSED, long before its timeouts would have run
@@ -269,10 +308,14 @@ test_a_killed_server_ends_queries_with_econnrefused_and_the_channel_goes_on(void
     loop_t *loop = new_loop();
     loop_cares *lc = new_channel(loop, 10000, 3, 0);
 
+    int port = dns.port;
     server_kill(&dns, SIGKILL);
+    long unreach_before = icmp_out_dest_unreachs();
     resolve(lc, &dead, "example.test");
     assert_int_equal(loop_run(loop), 0);
     assert_int_equal(dead.dones, 1);
+    if (dead.status != ARES_ECONNREFUSED)
+        print_refusal_facts(port, unreach_before);
     assert_int_equal(dead.status, ARES_ECONNREFUSED);
 
     stop_dnsmasq();
