@@ -185,6 +185,8 @@ struct loop__io {
     uint32_t gen;
     int *changes;
     uint32_t nchanges, changes_cap;
+    uint32_t npending;   /* events kept in events[] for direct dispatch (io_epoll.c) */
+    uint32_t polled_gen; /* gen when they were polled */
     struct epoll_event events[LOOP__MAX_EVENTS];
 };
 

@@ -391,13 +391,28 @@ _Static_assert(LOOP_READABLE == EPOLLIN && LOOP_WRITABLE == EPOLLOUT && LOOP_HUP
                    LOOP_ERROR == EPOLLERR,
                "the LOOP_ event bits are epoll's, so events need no translation");
 
-/*
- * Phases 2 and 3: apply queued changes, wait, queue each ready fd's
- * handlers; *woken is set if the loop's eventfd fired.  deadline is the clock value at which a wait
- * of timeout_ns ends, when it is finite and the clock is real; 0 otherwise.
- */
-int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *woken)
+/* Is an event with this epoll data from f's kernel registration as it is
+ * now?  Not if the fd was removed, or closed and registered again. */
+static inline bool current(const struct loop__fd *f, uint64_t data)
 {
+    return f->inkernel && f->kgen == (uint32_t)(data >> 32);
+}
+
+/*
+ * Phases 2 and 3: apply queued changes, wait, and take each ready fd's
+ * handlers; *woken is set if the loop's eventfd fired.  deadline is the
+ * clock value at which a wait of timeout_ns ends, when it is finite and the
+ * clock is real; 0 otherwise.
+ *
+ * With direct set (the ready queue was empty when the loop polled), the
+ * handlers are not queued: the events stay in events[] and
+ * loop__io_run_pending() calls the handlers from there, before anything
+ * queued after the poll runs, which is the order the queue would have
+ * given them.
+ */
+int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *woken, bool direct)
+{
+    loop->io.npending = 0;
     flush_changes(loop);
     if (deadline && timeout_ns >= LOOP__PRECISE_WAIT && arm(loop, deadline))
         timeout_ns = timeout_ns > INT64_MAX - 1000000 ? INT64_MAX : timeout_ns + 1000000;
@@ -406,6 +421,18 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *wok
     int n = wait_events(loop, timeout_ns);
     if (n < 0)
         return n == -EINTR ? 0 : n;
+    if (direct) {
+        for (int i = 0; i < n; i++) {
+            uint64_t data = loop->io.events[i].data.u64;
+            if (data == LOOP__WAKE_DATA)
+                *woken = true;
+            else if (data == LOOP__TIMER_DATA)
+                loop->io.armed = 0;
+        }
+        loop->io.npending = (uint32_t)n;
+        loop->io.polled_gen = loop->io.gen;
+        return 0;
+    }
     /* Level-triggered: events not queued now are reported again next time. */
     if (n && loop__ready_reserve(loop, 2 * (uint32_t)n))
         return -ENOMEM; /* so the puts below have room */
@@ -421,8 +448,8 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *wok
             continue;
         }
         struct loop__fd *f = &loop->io.fds[fd];
-        if (!f->inkernel || f->kgen != (uint32_t)(data >> 32))
-            continue; /* from a registration that no longer exists */
+        if (!current(f, data))
+            continue;
         unsigned ev = loop->io.events[i].events & (RMASK | WMASK);
         f->revents = (uint8_t)ev;
         loop->stats.events++;
@@ -433,4 +460,46 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *wok
             loop__ready_put(loop, NULL, (void *)(uintptr_t)LOOP__DISPATCH_WRITE, fd, f->wgen);
     }
     return 0;
+}
+
+/* Was gen given out since the poll?  (Generations count up, skipping 0.) */
+static inline bool registered_since_poll(const loop_t *loop, uint32_t gen)
+{
+    return gen - loop->io.polled_gen - 1 < loop->io.gen - loop->io.polled_gen;
+}
+
+/*
+ * The handlers of the events the last poll kept, called in the order the
+ * queue would have called them.  A queued dispatch carries its handler's
+ * generation and is dropped if that handler was removed or replaced; here
+ * the same test is that the handler is still there and was registered
+ * before the poll.  Returns the number of handler calls made.  No generation is given out between
+ * the poll and this call but by user code (the hooks, and the handlers run here).
+ */
+uint32_t loop__io_run_pending(loop_t *loop)
+{
+    uint64_t before = loop->stats.callbacks;
+    uint32_t n = loop->io.npending;
+    loop->io.npending = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t data = loop->io.events[i].data.u64;
+        uint32_t fd = (uint32_t)data;
+        if (fd >= loop->io.fds_cap)
+            continue; /* the loop's own: seen by loop__io_poll() */
+        struct loop__fd *f = &loop->io.fds[fd];
+        if (!current(f, data))
+            continue;
+        unsigned ev = loop->io.events[i].events & (RMASK | WMASK);
+        f->revents = (uint8_t)ev;
+        loop->stats.events++;
+        uint32_t rgen = f->rgen, wgen = f->wgen;
+        bool read = rgen && (ev & RMASK) && !registered_since_poll(loop, rgen);
+        bool write =
+            wgen && (ev & WMASK) && !(read && f->all) && !registered_since_poll(loop, wgen);
+        if (read)
+            loop__run_io(loop, f->rfn, (int)fd, ev & (RMASK | f->all), f->rarg);
+        if (write) /* the reader may have removed or replaced the writer */
+            loop__io_dispatch(loop, (int)fd, LOOP__DISPATCH_WRITE, wgen);
+    }
+    return (uint32_t)(loop->stats.callbacks - before);
 }

@@ -10,7 +10,8 @@
 
 int loop__io_init(loop_t *loop);
 void loop__io_fork(loop_t *loop, int epfd);
-int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *woken);
+int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *woken, bool direct);
+uint32_t loop__io_run_pending(loop_t *loop);
 void loop__io_free(loop_t *loop);
 
 /* The events a reader, and a writer, is called for. */

@@ -4,6 +4,11 @@
  * and wake-ups into the ready queue), due timers into the ready queue, then
  * exactly what is in the ready queue runs.  Each step is a call into the
  * module that owns it; the modules never call back up into this file.
+ *
+ * When the queue is empty at the poll, as it is whenever the loop waited,
+ * fd events skip the queue: they would be its head, so the handlers are
+ * called straight from the poll's results before the snapshot runs, with
+ * the checks a queued dispatch makes (io_epoll.c).
  */
 #include "callback.h"
 #include "clock.h"
@@ -287,16 +292,18 @@ static int wait_and_queue_io(loop_t *loop, int64_t timeout)
 {
     uint64_t start = loop->mark;
     bool woken = false;
+    bool direct = loop__ready_count(loop) == 0; /* then fd handlers come first anyway */
     int err;
     if (loop->clock.kind == LOOP_CLOCK_VIRTUAL) {
         /* Never sleep while virtual time can jump instead; block only when
          * no timer can ever fire (then only fds can wake the loop). */
-        err = loop__io_poll(loop, timeout < 0 ? -1 : 0, 0, &woken);
+        err = loop__io_poll(loop, timeout < 0 ? -1 : 0, 0, &woken, direct);
         if (timeout > 0 && !err)
             loop->clock.now = loop__deadline(loop->clock.now, (uint64_t)timeout);
     } else {
-        err = loop__io_poll(loop, timeout,
-                            timeout > 0 ? loop__deadline(start, (uint64_t)timeout) : 0, &woken);
+        err =
+            loop__io_poll(loop, timeout, timeout > 0 ? loop__deadline(start, (uint64_t)timeout) : 0,
+                          &woken, direct);
         loop->clock.now = loop__clock_read(loop);
     }
     loop->mark_fresh = false;
@@ -373,12 +380,24 @@ static bool next_is_only_callbacks(const loop_t *loop)
  */
 static void run_ready(loop_t *loop, bool chain)
 {
-    do {
-        uint32_t n = loop__ready_count(loop);
+    /*
+     * fd events the poll kept for direct dispatch are the snapshot's head:
+     * the queue was empty when the loop polled, so wake-ups, due timers
+     * and whatever the hooks queued all come after them.  They run first,
+     * then exactly the entries queued before they ran.
+     */
+    uint32_t n = loop__ready_count(loop);
+    loop->unpolled += n;
+    loop->stats.iterations++;
+    if (loop->io.npending)
+        loop->unpolled += loop__io_run_pending(loop);
+    run_n(loop, n);
+    while (chain && next_is_only_callbacks(loop)) {
+        n = loop__ready_count(loop);
         loop->unpolled += n;
         loop->stats.iterations++;
         run_n(loop, n);
-    } while (chain && next_is_only_callbacks(loop));
+    }
 }
 
 /* The end of an iteration's (or a run's) work: account for it, and keep
