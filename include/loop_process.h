@@ -167,7 +167,9 @@ LOOP_API int loop_process_signal(loop_process *p, int signo);
 
 /*
  * The parent's end of the pipe made for the child's fd n (0, 1 or 2), which
- * is now the caller's: close it when done (the stream layer can wrap it).
+ * is now the caller's: close it when done, or make a stream of it with
+ * loop_stream_open_fd() (loop_stream.h), which then owns it; a write to a
+ * child that has gone is then -EPIPE from the stream, never SIGPIPE.
  * Returns the fd; -ENOENT if fd n got no pipe or it was taken already;
  * -EINVAL for NULL or n outside 0..2.
  */
