@@ -270,10 +270,9 @@ static void test_a_child_killed_while_writes_are_queued_fails_the_flush_with_epi
     loop_t *l = new_real_loop();
     /* Another child, served all along. */
     loop_process *cat = spawn(l, cat_argv, LOOP_PROCESS_PIPE, LOOP_PROCESS_PIPE);
-    struct rec back = {0};
+    struct rec back = {.consume = true};
     loop_stream *cat_in = pipe_stream(l, cat, 0, NULL, NULL);
     loop_stream *cat_out = pipe_stream(l, cat, 1, &rec_cb, &back);
-    back.consume = true;
     assert_cat_echoes(l, cat_in, &back, "before");
     /* A child that never reads: the pipe fills and the rest is queued. */
     loop_process *sleeper = spawn(l, sleep_argv, LOOP_PROCESS_PIPE, LOOP_PROCESS_DEVNULL);
