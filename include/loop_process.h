@@ -167,7 +167,9 @@ LOOP_API int loop_process_signal(loop_process *p, int signo);
 
 /*
  * The parent's end of the pipe made for the child's fd n (0, 1 or 2), which
- * is now the caller's: close it when done (the stream layer can wrap it).
+ * is now the caller's: close it when done, or make a stream of it with
+ * loop_stream_open_fd() (loop_stream.h), which then owns it; a write to a
+ * child that has gone is then -EPIPE from the stream, never SIGPIPE.
  * Returns the fd; -ENOENT if fd n got no pipe or it was taken already;
  * -EINVAL for NULL or n outside 0..2.
  */
@@ -271,14 +273,15 @@ typedef struct {
  * allocator, that belongs to whoever reads it: exactly one reader frees it
  * with loop_process_bytes_free() (a future whose result is never read
  * leaks it).  The future fails with the function's negative errno; with
- * -ECHILD if the worker died while running it (the pool replaces the
- * worker; loop_process_pool_stats() says how it died), or if the pool
- * failed while the job waited; with -ENOMEM if the job or its reply could
- * not be handled for want of memory; with -EPROTO if its worker wrote
- * something that is no reply (the worker is killed and replaced); or it is
- * cancelled.  Cancelling it cancels a job not yet started
- * (loop_future_cancel() returns 1); a job already running cannot be
- * cancelled (it returns 0).
+ * -ECHILD if the worker died while running it or while it was being sent
+ * to it (the pool replaces the worker; loop_process_pool_stats() says how
+ * it died; the pipe left without a reader raises no SIGPIPE in the
+ * program), or if the pool failed while the job waited; with -ENOMEM if
+ * the job or its reply could not be handled for want of memory; with
+ * -EPROTO if its worker wrote something that is no reply (the worker is
+ * killed and replaced); or it is cancelled.  Cancelling it cancels a job
+ * not yet started (loop_future_cancel() returns 1); a job already running
+ * cannot be cancelled (it returns 0).
  *
  * Returns 0; -EINVAL for NULL pool or out, id out of range, or data NULL
  * with len not 0; -EMSGSIZE if len is over 1 GiB; -ESHUTDOWN after

@@ -53,8 +53,14 @@
  * writability is the moment to flush anyway.)  While
  * more than the high watermark is queued the stream is "paused"
  * (loop_stream_write_paused()); once the queue falls to the low watermark,
- * on_drain is called.  Sockets are written with MSG_NOSIGNAL: a peer that
- * has gone is -EPIPE or -ECONNRESET, never SIGPIPE.
+ * on_drain is called.  A stream never raises SIGPIPE, whatever its fd and
+ * whatever the program does with SIGPIPE: a peer or reader that has gone
+ * is -EPIPE or -ECONNRESET, through the stream's error path (the write
+ * call or on_error, a failing drain), and the loop and the other streams
+ * go on.  Sockets are written with MSG_NOSIGNAL; other fds (pipes) with
+ * SIGPIPE blocked in the writing thread for the write, and the SIGPIPE a
+ * failed write raised taken back before the mask is restored (three more
+ * system calls per write: see loop_stream_open_fd()).
  *
  * Memory.  Buffers are allocated when data must be kept and returned to
  * the loop's allocator (loop_realloc()) as soon as they are empty: an
@@ -68,11 +74,12 @@
  *   -ENOBUFS  read_until() found no delimiter within the read limit
  *             (asyncio's LimitOverrunError); the bytes stay buffered;
  *   -EPIPE    end of file came before what a read asked for (asyncio's
- *             IncompleteReadError; the partial bytes are returned), or a
- *             write after loop_stream_shutdown_write();
+ *             IncompleteReadError; the partial bytes are returned), a
+ *             write after loop_stream_shutdown_write(), or a write to a
+ *             peer or a pipe whose reader has gone (never SIGPIPE);
  *   -ENOSYS   a host name that needs a resolver (see "Addresses");
  *   -ETIMEDOUT a connect timeout or loop_stream_set_timeout() expired;
- *   -ENOMEM, and the kernel's errors: -ECONNREFUSED, -ECONNRESET, -EPIPE,
+ *   -ENOMEM, and the kernel's errors: -ECONNREFUSED, -ECONNRESET,
  *   -EADDRINUSE, -EACCES, -EMFILE, ...
  *
  * Addresses.  A host is a numeric IPv4 address ("127.0.0.1"), a numeric
@@ -139,9 +146,10 @@ typedef struct {
  *               had paused (more than the high watermark queued);
  *   on_connect  a connect finished: err 0, or its error (-ECONNREFUSED,
  *               -ETIMEDOUT, ...; the stream is then failed: close it);
- *   on_error    the connection failed (err: -ECONNRESET, -EPIPE,
- *               -ETIMEDOUT from loop_stream_set_timeout(), -ENOMEM when a
- *               buffer for received bytes could not be had, ...); called
+ *   on_error    the connection failed (err: -ECONNRESET, -EPIPE for a
+ *               peer or a pipe's reader that has gone, -ETIMEDOUT from
+ *               loop_stream_set_timeout(), -ENOMEM when a buffer for
+ *               received bytes could not be had, ...); called
  *               once, also when the failure was first returned by a call
  *               such as loop_stream_write().  Bytes already buffered can
  *               still be read; nothing more is written.
@@ -198,11 +206,22 @@ LOOP_API int loop_stream_connect_addr(loop_t *loop, const struct sockaddr *addr,
 
 /*
  * Make a stream of an fd the program already has: a connected socket, a
- * pipe or a terminal (it is made non-blocking; a socket gets
- * MSG_NOSIGNAL, other fds are written with write(), so ignore SIGPIPE for
- * pipes).  The stream owns fd from then on (loop_stream_close() closes
- * it); on failure the program still owns it.  Returns 0, -EINVAL, -EBADF
- * (fd not open), -EPERM (a regular file: epoll cannot watch it), -ENOMEM.
+ * pipe (such as a child's, from loop_process_take_pipe()) or a terminal;
+ * it is made non-blocking.  No write raises SIGPIPE, and the program need
+ * not ignore it: a socket is written with send(MSG_NOSIGNAL); any other
+ * fd with write() while SIGPIPE is blocked in the calling thread, and if
+ * the write fails with EPIPE the SIGPIPE it raised is consumed before the
+ * mask is restored.  A SIGPIPE already pending before the write (the
+ * program blocked SIGPIPE and had one of its own) is left pending, and
+ * the write's, which cannot be told from it, with it.  The error is
+ * -EPIPE, as from a socket.  This costs a non-socket three system calls
+ * per write beside the write itself (the signal mask set and restored,
+ * sigpending()); a socket none.  A pipe has no half-close
+ * (loop_stream_shutdown_write() is -ENOTSOCK): close the stream, which
+ * sends what is queued first, to give the reader its end of file.  The
+ * stream owns fd from then on (loop_stream_close() closes it); on failure
+ * the program still owns it.  Returns 0, -EINVAL, -EBADF (fd not open),
+ * -EPERM (a regular file: epoll cannot watch it), -ENOMEM.
  */
 LOOP_API int loop_stream_open_fd(loop_t *loop, int fd, const loop_stream_options *opts,
                                  const loop_stream_callbacks *cb, void *arg, loop_stream **out);

@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 static void on_reply(loop_t *loop, int fd, unsigned events, void *arg);
@@ -157,6 +159,34 @@ static void refuse(struct pool_worker *w)
 
 /* ---- sending ------------------------------------------------------------------ */
 
+/*
+ * A worker that died leaves its job pipe without a reader, and a write to
+ * it raises SIGPIPE, whose default action would end the program.  So
+ * SIGPIPE is blocked in this thread around the write, and the one a write
+ * that failed with EPIPE raised is consumed before the mask is restored,
+ * unless one was pending already: that one is the program's, and it is
+ * left (the write's with it: a standard signal does not queue).  The
+ * stream layer writes its pipes the same way.
+ */
+static ssize_t writev_nosignal(int fd, const struct iovec *iov, int n)
+{
+    sigset_t pipe_only, old, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    ssize_t put = writev(fd, iov, n);
+    int err = errno;
+    if (put < 0 && err == EPIPE && !was_pending) {
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_only, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = err;
+    return put;
+}
+
 static void sent_all(struct pool_worker *w)
 {
     struct pool_job *j = w->job;
@@ -179,7 +209,7 @@ static void send_more(struct pool_worker *w)
         size_t off = w->sent > sizeof(w->send_h) ? w->sent - sizeof(w->send_h) : 0;
         if (j->len > off)
             iov[n++] = (struct iovec){j->data + off, j->len - off};
-        ssize_t put = writev(w->in_fd, iov, n);
+        ssize_t put = writev_nosignal(w->in_fd, iov, n);
         if (put < 0 && errno == EINTR)
             continue;
         if (put < 0 && errno == EAGAIN) {

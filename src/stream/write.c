@@ -3,22 +3,56 @@
  * writes end there: no copy, no memory), and queues what the kernel did
  * not take.  The queue is one buffer, sent by the dispatch when the fd is
  * writable, whole, in one system call; it is freed as soon as it is
- * empty.  Sockets are written with MSG_NOSIGNAL, so a peer that has gone
- * is an error code, never SIGPIPE.
+ * empty.  A peer that has gone is an error code, never SIGPIPE: sockets
+ * are written with MSG_NOSIGNAL, other fds as write_nosignal() says.
  */
 #include "stream_internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+/*
+ * A pipe (or FIFO) has no MSG_NOSIGNAL: a write whose reader is gone
+ * fails with EPIPE and raises SIGPIPE at the writing thread, whose
+ * default action ends the program.  So SIGPIPE is blocked in this thread
+ * around the write, and the one the write raised is taken back before
+ * the mask is restored.  A SIGPIPE pending already is the program's
+ * (raised while it blocked SIGPIPE) and is not ours to take; the write's
+ * is then left too, as the two cannot be told apart (a standard signal
+ * does not queue).  Three more system calls per write, on pipes only:
+ * sockets keep their one.
+ */
+static ssize_t write_nosignal(int fd, const void *buf, size_t len)
+{
+    sigset_t pipe_only, old, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    ssize_t n = write(fd, buf, len);
+    int err = errno;
+    if (n < 0 && err == EPIPE && !was_pending) {
+        /* Zero timeout: a device may say EPIPE without raising SIGPIPE. */
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_only, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = err;
+    return n;
+}
 
 static ssize_t send_fd(loop_stream *s, const void *buf, size_t len)
 {
     ssize_t n;
     do {
         s->writes++;
-        n = (s->flags & S_SOCKET) ? send(s->fd, buf, len, MSG_NOSIGNAL) : write(s->fd, buf, len);
+        n = (s->flags & S_SOCKET) ? send(s->fd, buf, len, MSG_NOSIGNAL)
+                                  : write_nosignal(s->fd, buf, len);
     } while (n < 0 && errno == EINTR);
     if (n > 0)
         s->bytes_out += (uint64_t)n;

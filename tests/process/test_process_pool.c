@@ -8,6 +8,7 @@
 
 #include "counting_alloc.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -194,6 +195,63 @@ static void test_a_crashed_worker_fails_its_job_and_is_replaced(void **state)
     assert_int_equal(st.last_returncode, -SIGKILL);
     assert_u64_eq(st.started, 2);
     assert_int_equal(st.workers, 1);
+    loop_process_pool_free(pool);
+}
+
+/* The pid of our one child (the pool's one worker), from /proc. */
+static int only_child(void)
+{
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int found = 0, n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[512];
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        FILE *f = e->d_name[0] >= '0' && e->d_name[0] <= '9' ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        const char *p = strrchr(buf, ')');
+        int ppid;
+        if (p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == getpid()) {
+            found = atoi(e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(n, 1);
+    return found;
+}
+
+static void test_a_job_sent_to_a_worker_that_died_is_echild_never_sigpipe(void **state)
+{
+    (void)state;
+    /* SIGPIPE at its default and not blocked: raised, it ends the suite. */
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    assert_int_equal(pthread_sigmask(SIG_UNBLOCK, &pipe_only, NULL), 0);
+    loop_process_pool *pool = ready_pool(1);
+    /* The worker dies while the loop does not run: the pool still takes
+     * it for idle and writes the next job to a pipe nobody reads. */
+    int pid = only_child();
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0); /* not reaped */
+    assert_int_equal(outcome(submit(pool, ECHO, "lost", 4), NULL, 0), -ECHILD);
+    assert_int_equal(outcome(submit(pool, ECHO, "next", 4), "next", 4), 0); /* replaced */
+    sigset_t pending;
+    assert_int_equal(sigpending(&pending), 0);
+    assert_false(sigismember(&pending, SIGPIPE));
+    loop_process_pool_stats_t st;
+    loop_process_pool_stats(pool, &st);
+    assert_u64_eq(st.died, 1);
+    assert_int_equal(st.last_returncode, -SIGKILL);
     loop_process_pool_free(pool);
 }
 
@@ -472,6 +530,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_a_functions_error_fails_its_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_crashed_worker_fails_its_job_and_is_replaced, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_job_sent_to_a_worker_that_died_is_echild_never_sigpipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_payloads_cross_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_waits_for_the_jobs_and_reaps_every_worker,
                                         setup, teardown),
