@@ -198,6 +198,7 @@ struct loop__wakeup {
     uint32_t nposts, posts_cap;
     struct loop__post *drain; /* swapped with posts by the loop thread */
     uint32_t drain_cap;
+    uint32_t ntaken; /* posts taken into drain, to be run from there */
 };
 
 /* Signals (signal.c). */

@@ -278,9 +278,9 @@ static bool may_skip_poll(const loop_t *loop)
 }
 
 /* The eventfd fired: threadsafe calls and signals join the ready queue. */
-static int take_wakeups(loop_t *loop)
+static int take_wakeups(loop_t *loop, bool direct)
 {
-    int err = loop__wakeup_drain(loop);
+    int err = loop__wakeup_drain(loop, direct);
     int serr = loop__signal_collect(loop);
     if (serr)
         loop__wakeup_signal(loop); /* the rest of the signals at the next iteration */
@@ -319,7 +319,7 @@ static int wait_and_queue_io(loop_t *loop, int64_t timeout)
      * thread made meanwhile found the queue non-empty and wrote nothing,
      * yet they are due in this iteration; so take whatever is queued. */
     if ((woken || loop__wakeup_pending(loop)) && !err)
-        err = take_wakeups(loop);
+        err = take_wakeups(loop, direct);
     return err;
 }
 
@@ -381,16 +381,19 @@ static bool next_is_only_callbacks(const loop_t *loop)
 static void run_ready(loop_t *loop, bool chain)
 {
     /*
-     * fd events the poll kept for direct dispatch are the snapshot's head:
-     * the queue was empty when the loop polled, so wake-ups, due timers
-     * and whatever the hooks queued all come after them.  They run first,
-     * then exactly the entries queued before they ran.
+     * fd events and threadsafe calls the poll kept for direct dispatch are
+     * the snapshot's head: the queue was empty when the loop polled, so
+     * signals, due timers and whatever the hooks queued all come after
+     * them.  They run first, in that order, then exactly the entries
+     * queued before they ran.
      */
     uint32_t n = loop__ready_count(loop);
     loop->unpolled += n;
     loop->stats.iterations++;
     if (loop->io.npending)
         loop->unpolled += loop__io_run_pending(loop);
+    if (loop->wakeup.ntaken)
+        loop->unpolled += loop__wakeup_run_taken(loop);
     run_n(loop, n);
     while (chain && next_is_only_callbacks(loop)) {
         n = loop__ready_count(loop);

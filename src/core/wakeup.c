@@ -11,6 +11,7 @@
  * run; the arrays only grow, so steady state allocates nothing.
  */
 #include "wakeup.h"
+#include "callback.h"
 #include "ready_queue.h"
 
 #include <errno.h>
@@ -99,8 +100,12 @@ int loop_call_soon_threadsafe(loop_t *loop, loop_fn *fn, void *arg)
     return err;
 }
 
-/* The eventfd fired: read it, and move the threadsafe calls into the ring. */
-int loop__wakeup_drain(loop_t *loop)
+/*
+ * The eventfd fired: read it, and take the threadsafe calls: into the
+ * ring, or with direct set (the ring was empty at the poll, see
+ * loop__io_poll) left in the drain array, for loop__wakeup_run_taken().
+ */
+int loop__wakeup_drain(loop_t *loop, bool direct)
 {
     uint64_t count;
     loop->stats.syscalls++;
@@ -110,7 +115,7 @@ int loop__wakeup_drain(loop_t *loop)
     struct loop__wakeup *w = &loop->wakeup;
     pthread_mutex_lock(&w->lock);
     uint32_t n = w->nposts;
-    int err = n ? loop__ready_reserve(loop, n) : 0;
+    int err = n && !direct ? loop__ready_reserve(loop, n) : 0;
     if (!err && n) {
         /* The spare must be able to take the next posts without a gap. */
         struct loop__post *spare = w->drain;
@@ -126,7 +131,27 @@ int loop__wakeup_drain(loop_t *loop)
         loop__wakeup_signal(loop); /* try again at the next iteration */
         return err;
     }
+    if (direct) {
+        w->ntaken = n;
+        return 0;
+    }
     for (uint32_t i = 0; i < n; i++)
         loop__ready_put(loop, w->drain[i].fn, w->drain[i].arg, 0, 0);
     return 0;
+}
+
+/*
+ * Run the calls taken by a direct drain, in the order they were posted.
+ * Only the loop thread touches the drain array, and only a poll swaps it
+ * (never one of these callbacks), so it stays put while they run.
+ * Returns how many ran.
+ */
+uint32_t loop__wakeup_run_taken(loop_t *loop)
+{
+    struct loop__wakeup *w = &loop->wakeup;
+    uint32_t n = w->ntaken;
+    w->ntaken = 0;
+    for (uint32_t i = 0; i < n; i++)
+        loop__run_callback(loop, w->drain[i].fn, w->drain[i].arg);
+    return n;
 }

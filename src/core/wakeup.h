@@ -10,7 +10,8 @@
 int loop__wakeup_init(loop_t *loop);
 int loop__wakeup_open(int epfd);
 void loop__wakeup_fork(loop_t *loop, int wakefd);
-int loop__wakeup_drain(loop_t *loop);
+int loop__wakeup_drain(loop_t *loop, bool direct);
+uint32_t loop__wakeup_run_taken(loop_t *loop);
 void loop__wakeup_signal(loop_t *loop);
 bool loop__wakeup_pending(loop_t *loop);
 void loop__wakeup_free(loop_t *loop);
