@@ -192,13 +192,16 @@ struct loop__io {
 
 /* Wake-ups and threadsafe calls (wakeup.c). */
 struct loop__wakeup {
-    int fd; /* eventfd in the epoll set */
-    pthread_mutex_t lock;
-    struct loop__post *posts; /* filled by any thread, under lock */
-    uint32_t nposts, posts_cap;
+    /* The loop thread's own: apart from what other threads write. */
+    int fd;                   /* eventfd in the epoll set */
     struct loop__post *drain; /* swapped with posts by the loop thread */
     uint32_t drain_cap;
     uint32_t ntaken; /* posts taken into drain, to be run from there */
+    /* Shared with posting threads, on cache lines of their own. */
+    _Alignas(64) pthread_mutex_t lock;
+    struct loop__post *posts; /* filled by any thread, under lock */
+    uint32_t nposts, posts_cap;
+    _Alignas(64) char end[1]; /* nothing of the loop's after it on those lines */
 };
 
 /* Signals (signal.c). */

@@ -88,8 +88,10 @@ int loop_call_soon_threadsafe(loop_t *loop, loop_fn *fn, void *arg)
         return -EINVAL;
     pthread_mutex_lock(&loop->wakeup.lock);
     uint32_t n = loop->wakeup.nposts;
-    int err = loop__grow(loop, (void **)&loop->wakeup.posts, &loop->wakeup.posts_cap,
-                         sizeof(*loop->wakeup.posts), n + 1);
+    int err = n < loop->wakeup.posts_cap
+                  ? 0
+                  : loop__grow(loop, (void **)&loop->wakeup.posts, &loop->wakeup.posts_cap,
+                               sizeof(*loop->wakeup.posts), n + 1);
     if (!err) {
         loop->wakeup.posts[n] = (struct loop__post){fn, arg};
         __atomic_store_n(&loop->wakeup.nposts, n + 1, __ATOMIC_RELAXED);
