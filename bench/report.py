@@ -3,6 +3,8 @@ chosen and named), ratios to the best peer variant, verdicts against the
 targets of workloads.py, and RESULTS.md's text.
 """
 
+import os
+import re
 import statistics
 
 from workloads import PEERS, PRIMS, TITLES
@@ -264,6 +266,60 @@ NOTES = [
 ]
 
 
+# The layers' benchmarks: (folder, title, command).  Each runs libloop beside
+# its peers in one interleaved run of its own and keeps its report there.
+LAYERS = [
+    ("future", "Futures beside plain callbacks", "bench/future/run.sh"),
+    ("coro", "Coroutine switches beside Boost.Context", "bench/coro/run.sh"),
+    ("task", "Tasks, and the seed `tasks` program beside asyncio and uvloop",
+     "bench/task/run.sh"),
+    ("pool", "Thread pool beside libuv's uv_queue_work", "bench/pool/run.sh"),
+    ("process", "Child processes beside uv_spawn, and the seed pools", "bench/process/run.sh"),
+    ("stream", "Streams (W7, W8) beside libuv, libev, libevent, asyncio and uvloop",
+     "bench/stream/run.sh"),
+    ("workers", "HTTP hello on N workers beside nginx", "bench/workers/run.sh"),
+]
+
+
+def tables(lines, most=3):
+    """The first few markdown tables of a report, each as its lines."""
+    found, table = [], []
+    for line in lines + [""]:
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            found.append(table)
+            table = []
+    return found[:most]
+
+
+def layer_sections(bench_dir):
+    """Each layer report's first table, copied with where it comes from."""
+    out = ["## The layers' benchmarks", "",
+           "Each layer's benchmark is a command of its own that runs libloop beside the "
+           "peers named in its title, interleaved, in one run, and writes its own "
+           "RESULTS.md.  The first table of each is copied here as that file holds it; "
+           "the file says when, at which commit and under what load it was measured, and "
+           "what every row means.", ""]
+    for folder, title, command in LAYERS:
+        path = os.path.join(bench_dir, folder, "RESULTS.md")
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        text = "\n".join(lines)
+        date = re.search(r"20\d\d-\d\d-\d\d", text)
+        commit = re.search(r"(?:commit|source):?\s*`?([0-9a-f]{7,40})\b", text)
+        when = ", ".join(x for x in (date and date.group(0),
+                                     commit and f"commit {commit.group(1)}") if x)
+        out += [f"### {title}", "",
+                f"`{command}`, from [bench/{folder}/RESULTS.md]({folder}/RESULTS.md)"
+                + (f" ({when})" if when else "") + ":", ""]
+        for t in tables(lines):
+            out += t + [""]
+    return out
+
+
 def markdown(a, info, shared, groups_cpu, table, variants, cg_table, cg_variants, ctl, verdicts,
              cg_verdicts, failures, elapsed, cols):
     out = ["# libloop benchmarks", "",
@@ -312,6 +368,7 @@ def markdown(a, info, shared, groups_cpu, table, variants, cg_table, cg_variants
     out.append("")
     if failures:
         out += ["## Failures", ""] + [f"- {c} {k}: {m}" for (k, c), m in failures.items()] + [""]
+    out += layer_sections(os.path.dirname(os.path.abspath(__file__)))
     out += ["## What each column does", ""] + COLUMN_NOTES + ["", "Notes on reading the table:",
                                                              ""] + NOTES + [""]
     return "\n".join(out)
