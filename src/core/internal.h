@@ -197,11 +197,16 @@ struct loop__wakeup {
     struct loop__post *drain; /* swapped with posts by the loop thread */
     uint32_t drain_cap;
     uint32_t ntaken; /* posts taken into drain, to be run from there */
-    /* Shared with posting threads, on cache lines of their own. */
-    _Alignas(64) pthread_mutex_t lock;
+    /*
+     * Shared with posting threads, padded to cache lines of their own
+     * (padding, not _Alignas: the loop comes from the user's allocator,
+     * which promises malloc's alignment only).
+     */
+    char pad_before[64];
+    pthread_mutex_t lock;
     struct loop__post *posts; /* filled by any thread, under lock */
     uint32_t nposts, posts_cap;
-    _Alignas(64) char end[1]; /* nothing of the loop's after it on those lines */
+    char pad_after[64];
 };
 
 /* Signals (signal.c). */

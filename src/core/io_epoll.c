@@ -473,8 +473,9 @@ static inline bool registered_since_poll(const loop_t *loop, uint32_t gen)
  * queue would have called them.  A queued dispatch carries its handler's
  * generation and is dropped if that handler was removed or replaced; here
  * the same test is that the handler is still there and was registered
- * before the poll.  Returns the number of handler calls made.  No generation is given out between
- * the poll and this call but by user code (the hooks, and the handlers run here).
+ * before the poll.  (Between the poll and this call, only user code gives
+ * out generations: the hooks, and the handlers run here.)  Returns the
+ * number of handler calls made.
  */
 uint32_t loop__io_run_pending(loop_t *loop)
 {

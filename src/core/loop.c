@@ -277,7 +277,7 @@ static bool may_skip_poll(const loop_t *loop)
     return loop__ready_count(loop) && loop->unpolled < loop->poll_interval && !loop->stop_requested;
 }
 
-/* The eventfd fired: threadsafe calls and signals join the ready queue. */
+/* The eventfd fired: take the threadsafe calls (see run_ready) and signals. */
 static int take_wakeups(loop_t *loop, bool direct)
 {
     int err = loop__wakeup_drain(loop, direct);
