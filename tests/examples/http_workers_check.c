@@ -82,7 +82,7 @@ static void fail(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     if (server > 0)
-        kill(server, SIGKILL);
+        kill(-server, SIGKILL); /* its process group: the workers too */
     exit(1);
 }
 
@@ -167,6 +167,7 @@ static void start_server(const char *exe, const char *mode, char **args, int nar
     if (server < 0)
         fail("fork: %s", strerror(errno));
     if (server == 0) {
+        setpgid(0, 0);
         dup2(out[1], 1);
         char *argv[16] = {(char *)exe, "--workers", "2", "--mode", (char *)mode};
         for (int i = 0; i < nargs && i < 10; i++)
@@ -174,6 +175,7 @@ static void start_server(const char *exe, const char *mode, char **args, int nar
         execv(exe, argv);
         _exit(127);
     }
+    setpgid(server, server); /* as the child does: whichever runs first */
     close(out[1]);
     server_out = out[0];
     wait_lines("Serving on ", 1);
