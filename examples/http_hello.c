@@ -58,8 +58,12 @@
  * it has received (the last one of a connection with "Connection: close"),
  * ends its idle connections, prints "worker I: N requests", and the
  * program exits 0 (1 if a drain took over 10 s and was cut short).
- * http_hello_workers.c is that glue; http_workers.c is a server of the same
- * shape on raw fd callbacks.
+ * Each worker opens its listener itself, through the stream layer
+ * (reuse_port), so the connections still in the backlog of a worker that
+ * crashes are reset with it; http_workers.c, a server of the same shape on
+ * raw fd callbacks, opens them all in the supervisor, as nginx does, and
+ * the restarted worker finds its backlog.  The glue (options, the port,
+ * the reports) is in http_hello_workers.c.
  */
 #include "example.h"
 #include "http_hello_workers.h"
@@ -168,10 +172,10 @@ static int handle_request(struct conn *c)
             rq.keep_alive = false; /* stopping: the last request it sent ends it */
         char out[HTTP_RESPONSE_MAX];
         err = loop_stream_write(s, out, http_response(out, status ? status : 200, &rq));
-        if (!err)
+        if (!err) {
             c->sv->answered++;
-        if (!err)
             err = loop_stream_task_drain(s);
+        }
         if (err)
             return err;
         if (!rq.keep_alive)

@@ -35,9 +35,13 @@
  *                 drain deadline, and the requests the workers counted are
  *                 exactly the responses the clients got
  *
- * Every scenario ends with SIGTERM to the server by its pid: it must exit
- * 0, every worker pid it announced must be gone, and no process may be
- * left to this subreaper.  Time limits are hang detectors, not measures.
+ * protocol and crash then wait until every process of the server (the
+ * supervisor, each worker's current pid) holds exactly the fds it held
+ * when it was ready, all clients having closed.  Every scenario ends with
+ * SIGTERM to the server by its pid: it must exit 0, every worker pid it
+ * announced must be gone, and no process may be left to this subreaper.
+ * The server runs in a process group of its own, which a failing check
+ * kills.  Time limits are hang detectors, not measures.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
