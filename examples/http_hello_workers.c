@@ -113,7 +113,7 @@ int hello_workers_run(loop_workers_options *o, uint16_t *port)
     held_fd = hold_port(port);
     if (held_fd < 0) {
         fprintf(stderr, "http_hello: cannot listen on 127.0.0.1:%u: %s\n", *port,
-                loop_strerror(held_fd));
+                strerror(-held_fd));
         return EXIT_FAILURE;
     }
     processes = o->mode == LOOP_WORKERS_PROCESSES;
@@ -122,7 +122,7 @@ int hello_workers_run(loop_workers_options *o, uint16_t *port)
     o->on_event = on_event;
     int err = loop_workers_start(&w, o);
     if (err) {
-        fprintf(stderr, "http_hello: cannot start the workers: %s\n", loop_strerror(err));
+        fprintf(stderr, "http_hello: cannot start the workers: %s\n", strerror(-err));
         close(held_fd);
         return EXIT_FAILURE;
     }
@@ -130,8 +130,8 @@ int hello_workers_run(loop_workers_options *o, uint16_t *port)
     err = loop_workers_wait(w);
     loop_workers_free(w);
     close(held_fd);
-    if (err)
-        fprintf(stderr, "http_hello: %s\n", loop_strerror(err));
+    if (err) /* -ETIMEDOUT: a drain was cut short; -ECHILD: a worker failed */
+        fprintf(stderr, "http_hello: the workers did not all end cleanly: %s\n", strerror(-err));
     printf("stopped\n");
     return err ? EXIT_FAILURE : EXIT_SUCCESS;
 }
