@@ -16,6 +16,7 @@ fi
 log=$(mktemp)
 got=$(mktemp)
 pid=
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2> /dev/null
     rm -f "$log" "$got"
