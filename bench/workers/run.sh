@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# HTTP hello on N workers under wrk (DESIGN 5.6): examples/http_workers, in
-# processes and in threads mode, beside nginx with the same worker count
-# and the same response (200, "Hello, World!\n", Server, Date, Content-Type
-# text/plain, Content-Length, Connection: keep-alive).  Builds http_workers
-# (Release) in BUILD_DIR, runs every column for every worker count in one
-# interleaved run, and prints a markdown report on stdout (RESULTS.md here
-# is one, kept): requests/s median with min-max, and wrk's p99 latency.
+# HTTP hello on N workers under wrk (DESIGN 5.6): examples/http_workers (raw
+# fd callbacks) and examples/http_hello --workers (tasks on streams), each
+# in processes and in threads mode, beside nginx with the same worker
+# count.  nginx sends http_workers' response (200, "Hello, World!\n",
+# Server, Date, Content-Type text/plain, Content-Length, Connection:
+# keep-alive); http_hello's is shorter (no Server, Date or Connection
+# header, "Hello, world!").  Builds both (Release) in BUILD_DIR, runs every
+# column for every worker count in one interleaved run, and prints a
+# markdown report on stdout (RESULTS.md here is one, kept): requests/s
+# median with min-max, wrk's p99 latency, and the load average before and
+# after (the machine may be shared).
 #
 #   bench/workers/run.sh [BUILD_DIR]          (default: build-bench-workers)
 #   bench/workers/run.sh --smoke [BUILD_DIR]  every column once, 1 s: it runs
@@ -38,7 +42,7 @@ if ! command -v wrk >/dev/null 2>&1; then
     echo "bench/workers: wrk is not installed (apt-get install -y wrk): skipped" >&2
     exit 0
 fi
-columns="libloop-processes libloop-threads"
+columns="http_workers-processes http_workers-threads http_hello-processes http_hello-threads"
 if command -v nginx >/dev/null 2>&1; then
     columns="$columns nginx"
 else
@@ -47,8 +51,7 @@ fi
 
 cmake -S . -B "$out" -DCMAKE_BUILD_TYPE=Release -DLOOP_BUILD_TESTS=OFF \
     -DLOOP_BUILD_EXAMPLES=ON -DLOOP_BUILD_BENCH=OFF >/dev/null
-cmake --build "$out" --target http_workers -j2 >/dev/null
-bin=$out/examples/http_workers
+cmake --build "$out" --target http_workers http_hello -j2 >/dev/null
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-workers.XXXXXX")
 server_pid=
@@ -83,8 +86,14 @@ start() {
     local column=$1 n=$2
     port=$(free_port)
     case $column in
-    libloop-*)
-        "$bin" --workers "$n" --mode "${column#libloop-}" --port "$port" >"$tmp/server.log" 2>&1 &
+    http_workers-*)
+        "$out/examples/http_workers" --workers "$n" --mode "${column#*-}" --port "$port" \
+            >"$tmp/server.log" 2>&1 &
+        server_pid=$!
+        ;;
+    http_hello-*)
+        "$out/examples/http_hello" --workers "$n" --mode "${column#*-}" "$port" \
+            >"$tmp/server.log" 2>&1 &
         server_pid=$!
         ;;
     nginx)
@@ -151,6 +160,7 @@ measure() {
 }
 
 : >"$tmp/results"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for run in $(seq "$runs"); do
     for n in $counts; do
         # Rotate the order each run, so that no column always goes first.
@@ -164,6 +174,8 @@ for run in $(seq "$runs"); do
         done
     done
 done
+
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 if [ $smoke = 1 ]; then
     echo "bench/workers: smoke ok ($(wc -l <"$tmp/results") runs)"
@@ -179,6 +191,8 @@ echo "- machine: $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpui
 echo "- $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), $(nginx -v 2>&1 | sed 's/.*: //')"
 echo "- \`wrk -t$wrk_threads -c$conns -d${seconds}s --latency\`, after a 1 s warm-up, on the same" \
     "machine as the server; $runs interleaved runs of every row"
+echo "- load average (1, 5, 15 min) before and after the runs: $load0 / $load1 (the machine's" \
+    "$(nproc) cores may be shared with other work: compare columns within a run)"
 echo
 python3 - "$tmp/results" <<'EOF'
 import statistics, sys

@@ -1,10 +1,12 @@
 #!/bin/sh
-# usage: http_curl.sh HTTP_HELLO
+# usage: http_curl.sh HTTP_HELLO [ARG...]
 # Talk to the http_hello example with curl: keep-alive (several requests on
 # one connection), request bodies, HEAD, Connection: close, HTTP/1.0; then
-# SIGTERM must make the server exit 0.
+# SIGTERM must make the server exit 0.  The ARGs go before its port
+# operand (--workers 2 --mode processes, say).
 set -u
 exe=$1
+shift
 
 if ! command -v curl > /dev/null 2>&1; then
     echo "FAIL: curl is not installed; this test needs it (apt-get install -y curl)" >&2
@@ -14,17 +16,18 @@ fi
 log=$(mktemp)
 got=$(mktemp)
 pid=
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2> /dev/null
     rm -f "$log" "$got"
 }
 trap cleanup EXIT
 
-"$exe" 0 > "$log" &
+"$exe" "$@" 0 > "$log" &
 pid=$!
 port=
 for _ in $(seq 100); do
-    port=$(sed -n 's|^Serving on http://127\.0\.0\.1:\([0-9]*\)/$|\1|p' "$log")
+    port=$(sed -n 's|^Serving on http://127\.0\.0\.1:\([0-9]*\)/\( with .*\)\{0,1\}$|\1|p' "$log")
     [ -n "$port" ] && break
     sleep 0.1
 done

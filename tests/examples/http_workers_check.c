@@ -1,11 +1,18 @@
 /*
- * http_workers_check: examples/http_workers against raw-socket clients.
+ * http_workers_check: an HTTP hello server on 2 workers against raw-socket
+ * clients: examples/http_workers, and examples/http_hello --workers.
  *
- *   usage: http_workers_check SCENARIO threads|processes SERVER
+ *   usage: http_workers_check [--body TEXT] SCENARIO threads|processes
+ *                             SERVER [ARG...]
  *
- * Starts SERVER with 2 workers on a free port of 127.0.0.1 (it prints the
- * port), and, as a child subreaper, adopts any worker process the server
- * would leave behind.  Scenarios:
+ * Runs "SERVER --workers 2 --mode threads|processes ARG..." where the ARGs
+ * ask for a free port of 127.0.0.1 ("--port 0" for http_workers, "0" for
+ * http_hello), and, as a child subreaper, adopts any worker process the
+ * server would leave behind.  The server must print "worker I pid P ready"
+ * for each worker, then "Serving on http://127.0.0.1:PORT/", "worker I
+ * draining" when a stop reaches worker I and "worker I: N requests" with
+ * the responses it sent; every 200 has the body TEXT ("Hello, World!\n"
+ * unless --body says otherwise).  Scenarios:
  *
  *   protocol      pipelined GET, HEAD and GET with "Connection: close" are
  *                 answered in order, then the connection ends; a request
@@ -17,20 +24,27 @@
  *                 killed with SIGKILL: its connections end, the others are
  *                 answered in every later round, the supervisor starts a
  *                 new worker 1 (a new pid) and new connections are served
- *   sigterm_load  32 clients, each always with one request in flight, and
- *                 one that has sent half a request; SIGTERM: every request
- *                 gets its whole response or the connection ends cleanly
- *                 (FIN at a response boundary, never a reset or a partial
- *                 response), the half request completed after every
- *                 worker said it is draining is answered (with
- *                 "Connection: close"), and the requests the workers
- *                 counted are exactly the responses the clients got
+ *   sigterm_load  32 clients, each always with one request in flight,
+ *                 one that has sent half a request, and one idle after a
+ *                 request; SIGTERM: every request gets its whole response
+ *                 or the connection ends cleanly (FIN at a response
+ *                 boundary, never a reset or a partial response), the half
+ *                 request completed after every worker said it is draining
+ *                 is answered (with "Connection: close"), the idle
+ *                 connection is closed cleanly without waiting for the
+ *                 drain deadline, and the requests the workers counted are
+ *                 exactly the responses the clients got
  *
- * Every scenario ends with SIGTERM to the server by its pid: it must exit
- * 0, every worker pid it announced must be gone, and no process may be
- * left to this subreaper.  Time limits are hang detectors, not measures.
+ * protocol and crash then wait until every process of the server (the
+ * supervisor, each worker's current pid) holds exactly the fds it held
+ * when it was ready, all clients having closed.  Every scenario ends with
+ * SIGTERM to the server by its pid: it must exit 0, every worker pid it
+ * announced must be gone, and no process may be left to this subreaper.
+ * The server runs in a process group of its own, which a failing check
+ * kills.  Time limits are hang detectors, not measures.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -49,6 +63,7 @@
 
 #define WORKERS 2
 #define LIMIT_MS 30000
+#define BODY_MAX 64 /* room for a response body, its NUL included */
 #define MAX_LINES 256
 
 static pid_t server = -1;
@@ -58,6 +73,8 @@ static int nlines;
 static char partial[160];
 static size_t partial_len;
 static int port;
+static const char *hello = "Hello, World!\n"; /* the body of a 200 */
+static size_t hello_len;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fail(const char *fmt, ...)
@@ -69,7 +86,7 @@ static void fail(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     if (server > 0)
-        kill(server, SIGKILL);
+        kill(-server, SIGKILL); /* its process group: the workers too */
     exit(1);
 }
 
@@ -144,7 +161,8 @@ static pid_t worker_pid(int index, int nth)
     return -1;
 }
 
-static void start_server(const char *exe, const char *mode)
+/* Start exe --workers 2 --mode mode args... */
+static void start_server(const char *exe, const char *mode, char **args, int nargs)
 {
     int out[2];
     if (pipe2(out, O_CLOEXEC) < 0)
@@ -153,10 +171,15 @@ static void start_server(const char *exe, const char *mode)
     if (server < 0)
         fail("fork: %s", strerror(errno));
     if (server == 0) {
+        setpgid(0, 0);
         dup2(out[1], 1);
-        execl(exe, exe, "--workers", "2", "--mode", mode, "--port", "0", (char *)NULL);
+        char *argv[16] = {(char *)exe, "--workers", "2", "--mode", (char *)mode};
+        for (int i = 0; i < nargs && i < 10; i++)
+            argv[5 + i] = args[i];
+        execv(exe, argv);
         _exit(127);
     }
+    setpgid(server, server); /* as the child does: whichever runs first */
     close(out[1]);
     server_out = out[0];
     wait_lines("Serving on ", 1);
@@ -165,10 +188,69 @@ static void start_server(const char *exe, const char *mode)
         fail("cannot read the port in '%s'", lines[i]);
 }
 
+/* ---- fds ------------------------------------------------------------------ */
+
+static bool threads;              /* the mode: one process, or a supervisor and its workers */
+static int base_fds[1 + WORKERS]; /* when ready: the server's, then each worker's */
+
+/* How many fds process pid has open, -1 if it is gone. */
+static int fd_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* The process of worker i now: its latest pid (threads: the server). */
+static pid_t current_worker(int i)
+{
+    pid_t pid = -1;
+    for (int nth = 0; !threads && worker_pid(i, nth) > 0; nth++)
+        pid = worker_pid(i, nth);
+    return threads ? server : pid;
+}
+
+static void record_fds(void)
+{
+    base_fds[0] = fd_count(server);
+    for (int i = 0; i < WORKERS; i++)
+        base_fds[1 + i] = fd_count(current_worker(i));
+}
+
+/*
+ * Once every client has closed, every process of the server must come back
+ * to the fds it had when it was ready: each connection closed, nothing
+ * leaked by a crash and its restart (the lingering close may take a while:
+ * poll, up to the limit).
+ */
+static void expect_fds_back(void)
+{
+    long long end = now_ms() + LIMIT_MS;
+    for (int i = 0; i <= WORKERS; i++) {
+        pid_t pid = i == 0 ? server : current_worker(i - 1);
+        int n;
+        while ((n = fd_count(pid)) != base_fds[i]) {
+            if (now_ms() > end)
+                fail("%s (pid %d) has %d fds open, %d when it was ready",
+                     i == 0 ? "the server" : "a worker", (int)pid, n, base_fds[i]);
+            read_output(50);
+        }
+    }
+    printf("ok: the server's processes hold the fds they had when ready\n");
+}
+
 /* SIGTERM by pid: exit 0, its workers gone, nothing left to us. */
 static void stop_server(void)
 {
     int status;
+    expect_fds_back();
     if (kill(server, SIGTERM) != 0)
         fail("the server is gone before SIGTERM");
     long long end = now_ms() + LIMIT_MS;
@@ -226,7 +308,7 @@ static void send_str(int fd, const char *s)
 struct response {
     int status;
     bool close; /* "Connection: close" */
-    char body[64];
+    char body[BODY_MAX];
 };
 
 /* Read one byte; 1, 0 at end of file, -1 for an error (errno). */
@@ -279,7 +361,7 @@ static void expect(int fd, bool head, int status, bool close, const char *what)
     if (r.status != status || r.close != close)
         fail("%s: got %d%s, want %d%s", what, r.status, r.close ? " close" : "", status,
              close ? " close" : "");
-    if (status == 200 && !head && strcmp(r.body, "Hello, World!\n") != 0)
+    if (status == 200 && !head && strcmp(r.body, hello) != 0)
         fail("%s: body '%s'", what, r.body);
 }
 
@@ -443,7 +525,7 @@ struct loaded {
 
 static const char load_req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
-/* Take the whole responses in c->buf; each must be a 200 "Hello, World!\n". */
+/* Take the whole responses in c->buf; each must be a 200 with the hello body. */
 static int take_responses(struct loaded *c)
 {
     int n = 0;
@@ -452,16 +534,16 @@ static int take_responses(struct loaded *c)
         if (!end)
             return n;
         size_t head = (size_t)(end + 4 - c->buf);
-        if (c->len < head + 14)
+        if (c->len < head + hello_len)
             return n;
         if (strncmp(c->buf, "HTTP/1.1 200 OK\r\n", 17) != 0 ||
-            memcmp(c->buf + head, "Hello, World!\n", 14) != 0)
-            fail("a bad response under load: '%.*s'", (int)(head + 14), c->buf);
+            memcmp(c->buf + head, hello, hello_len) != 0)
+            fail("a bad response under load: '%.*s'", (int)(head + hello_len), c->buf);
         if (c->closing)
             fail("a response after one that said Connection: close");
         c->closing = memmem(c->buf, head, "\r\nConnection: close\r\n", 21) != NULL;
-        memmove(c->buf, c->buf + head + 14, c->len - head - 14);
-        c->len -= head + 14;
+        memmove(c->buf, c->buf + head + hello_len, c->len - head - hello_len);
+        c->len -= head + hello_len;
         c->answered++;
         n++;
     }
@@ -489,13 +571,14 @@ static bool pump(struct loaded *c)
     return true;
 }
 
-static void finish_slow(int slow)
+static void check_draining_connections(int slow, int idle)
 {
     wait_lines("worker 0 draining", 1);
     wait_lines("worker 1 draining", 1);
     send_str(slow, "\r\n"); /* the rest of the head, once every worker drains */
     expect(slow, false, 200, true, "a request completed while draining");
     expect_eof(slow, "after the draining response");
+    expect_eof(idle, "an idle connection when the stop came");
 }
 
 static void scenario_sigterm_load(void)
@@ -503,6 +586,9 @@ static void scenario_sigterm_load(void)
     static struct loaded c[LOAD];
     long total = 0;
     int open = LOAD;
+    int idle = connect_server();
+    send_str(idle, load_req);
+    expect(idle, false, 200, false, "a request on the connection that then stays idle");
     int slow = connect_server();
     send_str(slow, "GET /slow HTTP/1.1\r\nHost: x\r\n");
     for (int i = 0; i < LOAD; i++) {
@@ -529,12 +615,12 @@ static void scenario_sigterm_load(void)
                 fail("cannot send SIGTERM");
             signalled = true;
             printf("SIGTERM after %ld responses\n", total);
-            finish_slow(slow);
+            check_draining_connections(slow, idle);
         }
         read_output(0);
     }
     printf("ok: %ld responses, every one whole; every connection ended cleanly\n", total);
-    total++; /* the slow one's */
+    total += 2; /* the idle one's and the slow one's */
 
     int status;
     while (read_output(100))
@@ -566,15 +652,23 @@ static void scenario_sigterm_load(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: http_workers_check protocol|crash|sigterm_load "
-                        "threads|processes SERVER\n");
+    if (argc > 2 && strcmp(argv[1], "--body") == 0) {
+        hello = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
+    hello_len = strlen(hello);
+    if (argc < 4 || argc > 14 || hello_len == 0 || hello_len >= BODY_MAX) {
+        fprintf(stderr, "usage: http_workers_check [--body TEXT] protocol|crash|sigterm_load "
+                        "threads|processes SERVER [ARG...]\n");
         return 2;
     }
     /* Orphans of the server come to us: a worker it left would show. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     signal(SIGPIPE, SIG_IGN);
-    start_server(argv[3], argv[2]);
+    threads = strcmp(argv[2], "threads") == 0;
+    start_server(argv[3], argv[2], argv + 4, argc - 4);
+    record_fds();
     if (strcmp(argv[1], "protocol") == 0) {
         scenario_protocol();
     } else if (strcmp(argv[1], "crash") == 0) {
