@@ -143,9 +143,11 @@ typedef struct {
 LOOP_API const char *loop_version(void);
 
 /*
- * The message for a code returned by this library: pass it the negative
- * value as returned (-ENOMEM).  Never NULL; unknown codes get a generic
- * message.  Thread-safe.
+ * The message for a code returned by this library or its layers: pass it
+ * the negative value as returned (-ENOMEM).  The core's own codes have
+ * texts worded for it; any other negative errno gets the C library's
+ * description ("Connection refused").  Never NULL; a value that is no
+ * errno gets a generic message.  Thread-safe.
  */
 LOOP_API const char *loop_strerror(int err);
 

@@ -2,6 +2,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <string.h>
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -12,8 +14,11 @@ const char *loop_version(void)
 }
 
 /*
- * Our own texts rather than strerror(): thread-safe, stable, and worded
- * for what the codes mean when this library returns them.
+ * Our own texts for the core's codes: stable, and worded for what they
+ * mean when the core returns them.  Any other errno (the layers return
+ * -ECONNREFUSED, -EPIPE, -ETIMEDOUT, -ECANCELED and more) gets the C
+ * library's description, which strerrordesc_np() gives without the
+ * locale and the shared buffer that make strerror() unsafe in threads.
  */
 const char *loop_strerror(int err)
 {
@@ -45,6 +50,8 @@ const char *loop_strerror(int err)
     case -ENOSYS:
         return "not supported by this kernel";
     default:
-        return "unknown error";
+        break;
     }
+    const char *text = err < 0 && err > INT_MIN ? strerrordesc_np(-err) : NULL;
+    return text ? text : "unknown error";
 }

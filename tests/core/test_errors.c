@@ -304,6 +304,16 @@ static void test_strerror_gives_a_text_for_every_code(void **state)
     }
 }
 
+static void test_codes_of_the_layers_get_the_c_library_text(void **state)
+{
+    (void)state;
+    const int codes[] = {-ECONNREFUSED, -EADDRINUSE, -EPIPE, -ETIMEDOUT, -ECANCELED, -ESHUTDOWN};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        assert_string_equal(loop_strerror(codes[i]), strerrordesc_np(-codes[i]));
+    assert_string_equal(loop_strerror(-99999), "unknown error");
+    assert_string_equal(loop_strerror(INT_MIN), "unknown error");
+}
+
 static void test_version_matches_the_version_macros(void **state)
 {
     (void)state;
@@ -327,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_run_run_once_and_free_inside_a_callback_are_ebusy),
         cmocka_unit_test(test_every_code_has_a_message),
         cmocka_unit_test(test_strerror_gives_a_text_for_every_code),
+        cmocka_unit_test(test_codes_of_the_layers_get_the_c_library_text),
         cmocka_unit_test(test_version_matches_the_version_macros),
     };
     alarm(120);
