@@ -102,6 +102,16 @@ static inline bool stub_gate_wait(int n)
     return ok;
 }
 
+/* Resolutions waiting at the gate now. */
+static inline int stub_at_gate(void)
+{
+    struct stub_resolver *r = stub_resolver();
+    pthread_mutex_lock(&r->mu);
+    int n = r->at_gate;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
 /* Lists handed out and not freed. */
 static inline int stub_lists_alive(void)
 {
