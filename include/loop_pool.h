@@ -235,8 +235,11 @@ LOOP_API int loop_pool_call(loop_pool *pool, loop_pool_fn *fn, void *arg, unsign
  * whose future was never read, or was read and never freed, is freed by
  * loop_free() -- so a list must not be used after its loop is freed.
  * (Futures have no hook that runs when they are freed, so a list held by
- * a future dropped unread lives until then.)  The list is a copy, made in
- * one block of the loop's allocator as the future is completed.
+ * a future dropped unread lives until then.)  The list is a copy of
+ * getaddrinfo's, made in one block of the loop's allocator as the future
+ * is completed: so that the library can find it again at loop_free(),
+ * and so that its memory comes from the loop's allocator, as all the
+ * library's does; getaddrinfo's own is freed at once.
  *
  * The future fails with getaddrinfo's error as a negative errno (the
  * original EAI_* code: loop_pool_eai_code()):
@@ -245,9 +248,9 @@ LOOP_API int loop_pool_call(loop_pool *pool, loop_pool_fn *fn, void *arg, unsign
  *   -EADDRNOTAVAIL   EAI_ADDRFAMILY: no address of the family asked for;
  *   -EAGAIN          EAI_AGAIN: a temporary failure (no answer from a name
  *                    server; RES_OPTIONS="timeout:1 attempts:1" bounds the
- *                    wait).  Tell it from a pending future with
- *                    loop_future_done(): loop_future_result() says -EAGAIN
- *                    for both;
+ *                    wait).  loop_future_result() says -EAGAIN for a
+ *                    pending future too: loop_future_done() tells them
+ *                    apart (see the end of this comment);
  *   -EREMOTEIO       EAI_FAIL: a name server failed for good;
  *   -EAFNOSUPPORT    EAI_FAMILY: hints->ai_family is not supported;
  *   -ESOCKTNOSUPPORT EAI_SOCKTYPE: hints->ai_socktype is not supported;
@@ -259,6 +262,11 @@ LOOP_API int loop_pool_call(loop_pool *pool, loop_pool_fn *fn, void *arg, unsign
  *                    none); -EIO for an EAI code not named here.
  * It is cancelled as any job's future is (loop_future_cancel(), a task
  * awaiting it cancelled, loop_pool_shutdown(LOOP_POOL_CANCEL), ...).
+ *
+ * Why -EAGAIN for EAI_AGAIN, though loop_future_result() also says
+ * -EAGAIN for a pending future: it says what to do (try again later),
+ * as asyncio's gaierror does; an await never returns a pending future's
+ * -EAGAIN, and a done callback runs once the future is done.
  *
  * Returns 0; -EINVAL if pool or out is NULL or host and service both are;
  * -ENOMEM; or as loop_pool_submit() (-ESHUTDOWN, -EAGAIN, -ECHILD).  On
