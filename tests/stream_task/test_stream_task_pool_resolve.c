@@ -234,6 +234,7 @@ static void test_start_server_on_a_name_listens_on_its_first_address_that_binds(
         -EPERM); /* a name waits: from a task only */
     assert_null(srv);
     assert_int_equal(atomic_load(&stub_resolver()->answered), answered);
+    assert_int_equal(default_pool_stats(l).threads, 0); /* nothing was asked of the pool */
     assert_int_equal(listen_in_a_task(l, "listen.test", &srv), 0);
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
