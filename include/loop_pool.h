@@ -213,7 +213,7 @@ LOOP_API int loop_pool_call(loop_pool *pool, loop_pool_fn *fn, void *arg, unsign
  *     if (loop_future_result(f, &r) == 0) {
  *         for (struct addrinfo *ai = r; ai; ai = ai->ai_next)
  *             ...                      // ai->ai_addr, ai->ai_addrlen
- *         loop_pool_freeaddrinfo(r);   // not freeaddrinfo()
+ *         loop_pool_freeaddrinfo(loop, r);   // not freeaddrinfo()
  *     }
  *     loop_future_unref(f);
  *
@@ -226,7 +226,7 @@ LOOP_API int loop_pool_call(loop_pool *pool, loop_pool_fn *fn, void *arg, unsign
  *
  * Who frees the list.  The list belongs to whoever reads the future's
  * result, who frees it with loop_pool_freeaddrinfo() on the loop thread,
- * once, before the loop is freed.  Nothing else leaks either: the result
+ * once.  Nothing else leaks either: the result
  * of a future that is cancelled (before the job starts, the job is taken
  * off the queue; after, getaddrinfo's list is freed when it returns), of
  * a pool shut down or freed, or of a loop freed while the job runs (the
@@ -276,12 +276,16 @@ LOOP_API int loop_pool_getaddrinfo(loop_pool *pool, const char *host, const char
                                    const struct addrinfo *hints, loop_future **out);
 
 /*
- * Free a list that a future of loop_pool_getaddrinfo() gave (the first
- * node, as given), on its loop's thread, before the loop is freed.  Any
- * other pointer is undefined behaviour, as free() of one would be.  NULL
- * is ignored.
+ * Free a list that a future of loop_pool_getaddrinfo() on loop gave (the
+ * first node, as given), on the loop's thread.  While loop_free(loop)
+ * runs it does nothing, since loop_free() frees the lists itself: so a
+ * task that loop_free() unwinds may free the lists it holds as it would
+ * after any cancel.  Once loop_free() has returned, loop is gone and this
+ * must not be called.  A list of another loop is left alone; any other
+ * pointer is undefined behaviour, as free() of one would be.  A NULL
+ * list is ignored.
  */
-LOOP_API void loop_pool_freeaddrinfo(struct addrinfo *list);
+LOOP_API void loop_pool_freeaddrinfo(loop_t *loop, struct addrinfo *list);
 
 /*
  * The EAI_* code (<netdb.h>; gai_strerror() names it) that an error of

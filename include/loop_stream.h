@@ -94,7 +94,7 @@
  *         struct addrinfo *ai = r;      // the first address (try the next on failure)
  *         loop_stream_connect_addr(loop_future_loop(f), ai->ai_addr, ai->ai_addrlen,
  *                                  NULL, &callbacks, arg, &stream);
- *         loop_pool_freeaddrinfo(r);
+ *         loop_pool_freeaddrinfo(loop_future_loop(f), r);
  *     }
  *     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
  *     loop_pool_default(loop, &pool);

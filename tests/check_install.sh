@@ -430,7 +430,7 @@ int main(void)
         fprintf(stderr, "loop_pool_getaddrinfo did not resolve 127.0.0.1\n");
         return 1;
     }
-    loop_pool_freeaddrinfo(v);
+    loop_pool_freeaddrinfo(loop, v);
     loop_future_unref(f);
     loop_free(loop);
     printf("libloop-pool: ok\n");

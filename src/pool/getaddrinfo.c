@@ -16,6 +16,11 @@
  * future has no hook that runs when it is freed, so a copy whose future
  * was dropped unread cannot be freed then: every copy is also on the list
  * of a registry attached to the loop, and loop_free() frees what is left.
+ * loop_free() releases the loop's attachments one by one, the last
+ * attached first, and a layer released after this registry may still run
+ * the program's code (the task layer unwinds its tasks, which may free
+ * the lists they hold): loop_pool_freeaddrinfo() takes the loop, and does
+ * nothing once the registry is no longer attached to it.
  *
  * Why a copy, not getaddrinfo's own list: the registry needs a header in
  * front of each list, and the copy's memory comes from the loop's
@@ -181,12 +186,14 @@ static void keep(struct registry *reg, struct copy *c)
     reg->copies = c;
 }
 
-void loop_pool_freeaddrinfo(struct addrinfo *list)
+void loop_pool_freeaddrinfo(loop_t *loop, struct addrinfo *list)
 {
-    if (!list)
-        return;
+    struct registry *reg = loop_attached(loop, &registry_key);
+    if (!list || !reg)
+        return; /* loop_free() is under way, and has freed it already */
     struct copy *c = (struct copy *)((char *)list - offsetof(struct copy, nodes));
-    struct registry *reg = c->reg;
+    if (c->reg != reg)
+        return; /* another loop's */
     if (c->prev)
         c->prev->next = c->next;
     else

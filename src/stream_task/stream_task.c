@@ -303,7 +303,10 @@ int loop_stream_task_drain(loop_stream *s)
  * _ensure_resolved, for the names that need it: the callback form takes
  * numbers and "localhost" without a thread, and says -ENOSYS for the rest).
  * 0 with the list in *out (free it with loop_pool_freeaddrinfo()), or the
- * resolution's error, -ECANCELED, -ENOMEM, ...
+ * resolution's error, -ECANCELED, -ENOMEM, ...  The future is cancelled
+ * only if the await could not wait: a task that is cancelled cancels it
+ * itself, and one that loop_free() unwinds must not touch the pool, which
+ * may be freed already.
  */
 static int resolve(loop_t *loop, const char *host, uint16_t port, bool passive,
                    struct addrinfo **out)
@@ -323,8 +326,8 @@ static int resolve(loop_t *loop, const char *host, uint16_t port, bool passive,
     void *list = NULL;
     err = loop_task_await(f, &list);
     if (err && loop_future_result(f, &list) == 0) /* a cancel came after it was done */
-        loop_pool_freeaddrinfo(list);
-    else if (err && !loop_future_done(f)) /* the await itself failed */
+        loop_pool_freeaddrinfo(loop, list);
+    else if (err == -ENOMEM) /* the task could not wait: nobody will read it */
         loop_future_cancel(f);
     loop_future_unref(f);
     *out = err ? NULL : list;
@@ -375,7 +378,7 @@ static int connect_by_name(loop_t *loop, const char *host, uint16_t port,
         if (err == 0 || err == -ECANCELED)
             break;
     }
-    loop_pool_freeaddrinfo(list);
+    loop_pool_freeaddrinfo(loop, list);
     return err;
 }
 
@@ -471,7 +474,7 @@ static int listen_by_name(loop_t *loop, const char *host, uint16_t port,
         if (!(err = loop_server_listen_addr(loop, ai->ai_addr, ai->ai_addrlen, opts, on_conn, ts,
                                             out)))
             break;
-    loop_pool_freeaddrinfo(list);
+    loop_pool_freeaddrinfo(loop, list);
     return err;
 }
 

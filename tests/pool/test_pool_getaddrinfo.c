@@ -1,4 +1,5 @@
 /* ctest-link-options: -Wl,--wrap=getaddrinfo,--wrap=freeaddrinfo */
+/* ctest-layers: task */
 /*
  * Names resolved on a pool (loop_pool_getaddrinfo): the list the future
  * gives, the errors and their EAI codes, the slow class, cancelling
@@ -12,6 +13,7 @@
 #include "pool_testing.h"
 
 #include "fdleak.h"
+#include "loop_task.h"
 #include "resolver_stub.h"
 
 #include <arpa/inet.h>
@@ -66,7 +68,7 @@ static void check_against_libc(loop_t *l, loop_pool *p, const char *host, const 
     assert_null(a);
     assert_null(b);
     assert_true(n >= nodes_at_least);
-    loop_pool_freeaddrinfo(r);
+    loop_pool_freeaddrinfo(l, r);
     loop_future_unref(f);
     __real_freeaddrinfo(want);
 }
@@ -118,7 +120,7 @@ static void test_the_future_completes_on_the_loop_thread_and_the_address_is_righ
     const struct sockaddr_in *in = (const struct sockaddr_in *)ai->ai_addr;
     assert_int_equal(ntohs(in->sin_port), 8080);
     assert_int_equal(ntohl(in->sin_addr.s_addr), INADDR_LOOPBACK);
-    loop_pool_freeaddrinfo(r);
+    loop_pool_freeaddrinfo(l, r);
     loop_future_unref(f);
     loop_free(l);
 }
@@ -233,7 +235,7 @@ static void test_bad_arguments_are_einval_and_a_shut_pool_eshutdown_and_nothing_
     assert_null(f);
     assert_int_equal(a.live_blocks, blocks); /* refused before anything was made */
     assert_int_equal(pool_stats(p).outstanding, 0);
-    loop_pool_freeaddrinfo(NULL); /* ignored */
+    loop_pool_freeaddrinfo(l, NULL); /* ignored */
     loop_free(l);
     assert_int_equal(a.live_blocks, 0);
 }
@@ -257,9 +259,9 @@ static void test_resolutions_are_slow_jobs_held_to_slow_threads(void **s)
     stub_gate_open();
     void *r = NULL;
     assert_int_equal(loop_run_until_complete(l, f1, &r), 0);
-    loop_pool_freeaddrinfo(r);
+    loop_pool_freeaddrinfo(l, r);
     assert_int_equal(loop_run_until_complete(l, f2, &r), 0);
-    loop_pool_freeaddrinfo(r);
+    loop_pool_freeaddrinfo(l, r);
     loop_future_unref(f1);
     loop_future_unref(f2);
     stub_resolver_set(NULL, 0, false);
@@ -414,11 +416,80 @@ static void test_a_pool_freed_after_a_resolution_finished_still_gives_its_list(v
     void *r = NULL;
     assert_int_equal(loop_future_result(f, &r), 0);
     assert_int_equal(((struct addrinfo *)r)->ai_family, AF_INET);
-    loop_pool_freeaddrinfo(r);
+    loop_pool_freeaddrinfo(l, r);
     loop_future_unref(f);
     assert_int_equal(stub_lists_alive(), 0);
     loop_free(l);
     assert_int_equal(a.live_blocks, 0);
+}
+
+/* A task that holds a list while it waits for a future nobody completes,
+ * and frees the list when the wait ends: as loop_free() unwinds it. */
+struct holder {
+    loop_pool *p;
+    loop_future *never;
+    bool holding, freed;
+    int err;
+};
+
+static int hold_a_list(loop_t *loop, void *arg, void **result)
+{
+    (void)result;
+    struct holder *h = arg;
+    loop_future *f;
+    if ((h->err = loop_pool_getaddrinfo(h->p, "127.0.0.1", "80", NULL, &f)) != 0)
+        return h->err;
+    void *list = NULL;
+    h->err = loop_task_await(f, &list);
+    loop_future_unref(f);
+    if (h->err)
+        return h->err;
+    h->holding = true;
+    h->err = loop_task_await(h->never, NULL);
+    loop_pool_freeaddrinfo(loop, list);
+    h->freed = true;
+    return h->err;
+}
+
+/* The lists' registry is attached after the task layer's (the task made
+ * the first resolution), so loop_free() releases it first, and frees the
+ * list before the task frees it; or before it (a resolution came first),
+ * and the task's free is the one that counts.  Either way, once. */
+static void unwind_a_task_holding_a_list(bool registry_first)
+{
+    struct counting_alloc a = {0};
+    loop_t *l = counted_loop(&a);
+    struct holder h = {.p = new_pool(l, 1)};
+    assert_int_equal(loop_future_new(l, &h.never), 0);
+    if (registry_first) {
+        loop_future *f = resolve(h.p, "127.0.0.1", "81", NULL);
+        void *r = NULL;
+        assert_int_equal(loop_run_until_complete(l, f, &r), 0);
+        loop_pool_freeaddrinfo(l, r);
+        loop_future_unref(f);
+    }
+    assert_int_equal(loop_task_spawn(l, hold_a_list, &h, NULL), 0);
+    for (int i = 0; !h.holding; i++) {
+        assert_true(i < 60000);
+        assert_int_equal(loop_run_once(l, 1000000), 0);
+    }
+    assert_int_equal(loop_free(l), 0);
+    assert_true(h.freed);
+    assert_int_equal(h.err, -ECANCELED);
+    assert_int_equal(a.bad_frees, 0);
+    assert_int_equal(a.live_blocks, 0);
+}
+
+static void test_a_task_unwound_by_loop_free_may_free_its_list_registry_released_first(void **s)
+{
+    (void)s;
+    unwind_a_task_holding_a_list(false);
+}
+
+static void test_a_task_unwound_by_loop_free_may_free_its_list_registry_released_last(void **s)
+{
+    (void)s;
+    unwind_a_task_holding_a_list(true);
 }
 
 int main(void)
@@ -438,6 +509,9 @@ int main(void)
         cmocka_unit_test(test_a_loop_freed_during_resolutions_leaves_nothing_once_they_return),
         cmocka_unit_test(test_a_list_never_read_or_never_freed_is_freed_by_loop_free),
         cmocka_unit_test(test_a_pool_freed_after_a_resolution_finished_still_gives_its_list),
+        cmocka_unit_test(
+            test_a_task_unwound_by_loop_free_may_free_its_list_registry_released_first),
+        cmocka_unit_test(test_a_task_unwound_by_loop_free_may_free_its_list_registry_released_last),
         cmocka_unit_test(test_the_suite_leaked_no_fd),
     };
     return cmocka_run_group_tests(tests, snapshot_fds, NULL);

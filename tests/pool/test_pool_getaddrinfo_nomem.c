@@ -60,7 +60,7 @@ static void run_program(loop_t *l, struct program *pr)
         err = loop_future_result(pr->read, &r);
         if (err == 0) {
             assert_non_null(r);
-            loop_pool_freeaddrinfo(r);
+            loop_pool_freeaddrinfo(l, r);
         } else {
             assert_int_equal(err, -ENOMEM); /* the copy could not be made */
         }
@@ -163,7 +163,7 @@ test_a_resolution_whose_future_cannot_complete_gets_its_list_an_iteration_later(
     void *r = NULL;
     assert_int_equal(loop_run_until_complete(l, f[1], &r), 0);
     assert_int_equal(((struct addrinfo *)r)->ai_family, AF_INET);
-    loop_pool_freeaddrinfo(r);
+    loop_pool_freeaddrinfo(l, r);
     assert_int_equal(loop_run(l), 0);
     assert_int_equal(callbacks, 2);
     assert_int_equal(stub_lists_alive(), 0);
