@@ -223,11 +223,9 @@ static int complete(loop_future *f, int status, void *arg, void *result)
     (void)result;
     struct request *rq = arg;
     struct registry *reg = rq->reg;
-    struct copy *c = NULL;
-    if (status == 0 && !(c = copy_list(reg, rq->res)))
-        status = -ENOMEM;
-    int err = status ? loop_future_set_error(f, status)
-                     : loop_future_set_result(f, (struct addrinfo *)c->nodes);
+    struct copy *c = status ? NULL : copy_list(reg, rq->res);
+    int err = c ? loop_future_set_result(f, (struct addrinfo *)c->nodes)
+                : loop_future_set_error(f, status ? status : -ENOMEM); /* no copy */
     if (err) { /* nothing changed: the pool tries again, or drops it */
         if (c)
             reg->realloc(reg->ctx, c, 0);
