@@ -42,6 +42,7 @@
 #include "loop.h"
 #include "loop_future.h"
 
+#include <netdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -195,6 +196,105 @@ LOOP_API int loop_pool_submit_with(loop_pool *pool, loop_pool_fn *fn, void *arg,
  */
 LOOP_API int loop_pool_call(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned flags,
                             loop_pool_done_fn *done);
+
+/* ---- Resolving names ------------------------------------------------------- */
+
+/*
+ * asyncio's loop.getaddrinfo(): getaddrinfo(host, service, hints) run as a
+ * slow job (LOOP_POOL_SLOW) of pool -- the loop's default pool
+ * (loop_pool_default()) is the usual one -- and *out a new future of the
+ * pool's loop (one reference for the caller) done with the struct addrinfo
+ * list it found, in getaddrinfo's order:
+ *
+ *     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+ *     loop_pool_getaddrinfo(pool, "example.com", "443", &hints, &f);
+ *     ...                              // await f, or a done callback
+ *     void *r;
+ *     if (loop_future_result(f, &r) == 0) {
+ *         for (struct addrinfo *ai = r; ai; ai = ai->ai_next)
+ *             ...                      // ai->ai_addr, ai->ai_addrlen
+ *         loop_pool_freeaddrinfo(loop, r);   // not freeaddrinfo()
+ *     }
+ *     loop_future_unref(f);
+ *
+ * host and service are copied; either may be NULL, not both.  Of hints
+ * (NULL: getaddrinfo's defaults) only ai_flags, ai_family, ai_socktype
+ * and ai_protocol are read.  Every name, numbers and "localhost"
+ * included, goes to a thread: getaddrinfo() may read files and wait for
+ * the network.  The thread's environment is the process's: RES_OPTIONS,
+ * HOSTALIASES and /etc/nsswitch.conf apply as for any getaddrinfo().
+ *
+ * Who frees the list.  The list belongs to whoever reads the future's
+ * result, who frees it with loop_pool_freeaddrinfo() on the loop thread,
+ * once.  Nothing else leaks either: the result
+ * of a future that is cancelled (before the job starts, the job is taken
+ * off the queue; after, getaddrinfo's list is freed when it returns), of
+ * a pool shut down or freed, or of a loop freed while the job runs (the
+ * job's thread frees it when getaddrinfo returns, through the loop's
+ * allocator: see loop_pool_free()), is freed by the library; a list
+ * whose future was never read, or was read and never freed, is freed by
+ * loop_free() -- so a list must not be used after its loop is freed.
+ * (Futures have no hook that runs when they are freed, so a list held by
+ * a future dropped unread lives until then.)  The list is a copy of
+ * getaddrinfo's, made in one block of the loop's allocator as the future
+ * is completed: so that the library can find it again at loop_free(),
+ * and so that its memory comes from the loop's allocator, as all the
+ * library's does; getaddrinfo's own is freed at once.
+ *
+ * The future fails with getaddrinfo's error as a negative errno (the
+ * original EAI_* code: loop_pool_eai_code()):
+ *   -ENXIO           EAI_NONAME: the name (or service) is not known;
+ *   -ENODATA         EAI_NODATA: the name has no address;
+ *   -EADDRNOTAVAIL   EAI_ADDRFAMILY: no address of the family asked for;
+ *   -EAGAIN          EAI_AGAIN: a temporary failure (no answer from a name
+ *                    server; RES_OPTIONS="timeout:1 attempts:1" bounds the
+ *                    wait).  loop_future_result() says -EAGAIN for a
+ *                    pending future too: loop_future_done() tells them
+ *                    apart (see the end of this comment);
+ *   -EREMOTEIO       EAI_FAIL: a name server failed for good;
+ *   -EAFNOSUPPORT    EAI_FAMILY: hints->ai_family is not supported;
+ *   -ESOCKTNOSUPPORT EAI_SOCKTYPE: hints->ai_socktype is not supported;
+ *   -ENOENT          EAI_SERVICE: no such service for the socket type;
+ *   -EINVAL          EAI_BADFLAGS: bad hints->ai_flags;
+ *   -ENOMEM          EAI_MEMORY, or the copy of the list could not be made;
+ *   -EOVERFLOW       EAI_OVERFLOW;  -EILSEQ  EAI_IDN_ENCODE (AI_IDN);
+ *   -errno           EAI_SYSTEM, with the errno getaddrinfo left (-EIO if
+ *                    none); -EIO for an EAI code not named here.
+ * It is cancelled as any job's future is (loop_future_cancel(), a task
+ * awaiting it cancelled, loop_pool_shutdown(LOOP_POOL_CANCEL), ...).
+ *
+ * Why -EAGAIN for EAI_AGAIN, though loop_future_result() also says
+ * -EAGAIN for a pending future: it says what to do (try again later),
+ * as asyncio's gaierror does; an await never returns a pending future's
+ * -EAGAIN, and a done callback runs once the future is done.
+ *
+ * Returns 0; -EINVAL if pool or out is NULL or host and service both are;
+ * -ENOMEM; or as loop_pool_submit() (-ESHUTDOWN, -EAGAIN, -ECHILD).  On
+ * failure *out is NULL and nothing was queued.
+ */
+LOOP_API int loop_pool_getaddrinfo(loop_pool *pool, const char *host, const char *service,
+                                   const struct addrinfo *hints, loop_future **out);
+
+/*
+ * Free a list that a future of loop_pool_getaddrinfo() on loop gave (the
+ * first node, as given), on the loop's thread.  While loop_free(loop)
+ * runs it does nothing, since loop_free() frees the lists itself: so a
+ * task that loop_free() unwinds may free the lists it holds as it would
+ * after any cancel.  Once loop_free() has returned, loop is gone and this
+ * must not be called.  A list of another loop is left alone; any other
+ * pointer is undefined behaviour, as free() of one would be.  A NULL
+ * list is ignored.
+ */
+LOOP_API void loop_pool_freeaddrinfo(loop_t *loop, struct addrinfo *list);
+
+/*
+ * The EAI_* code (<netdb.h>; gai_strerror() names it) that an error of
+ * loop_pool_getaddrinfo()'s future stands for, by the table above: 0 for
+ * 0 or above, EAI_SYSTEM for a negative errno not in the table.  Since
+ * EAI_SYSTEM passes errno through, an EAI_SYSTEM whose errno is one of
+ * the table's reads back as that entry's code.
+ */
+LOOP_API int loop_pool_eai_code(int err);
 
 /* ---- Shutting down --------------------------------------------------------- */
 

@@ -77,17 +77,39 @@
  *             IncompleteReadError; the partial bytes are returned), a
  *             write after loop_stream_shutdown_write(), or a write to a
  *             peer or a pipe whose reader has gone (never SIGPIPE);
- *   -ENOSYS   a host name that needs a resolver (see "Addresses");
+ *   -ENOSYS   a host name, which needs a resolver (see "Addresses");
  *   -ETIMEDOUT a connect timeout or loop_stream_set_timeout() expired;
  *   -ENOMEM, and the kernel's errors: -ECONNREFUSED, -ECONNRESET,
  *   -EADDRINUSE, -EACCES, -EMFILE, ...
  *
  * Addresses.  A host is a numeric IPv4 address ("127.0.0.1"), a numeric
  * IPv6 address ("::1", also in brackets), or "localhost" (127.0.0.1):
- * none of these needs a thread.  Any other name returns -ENOSYS: name
- * resolution belongs to the thread pool (DESIGN 5.4), which will do it
- * once the two layers meet; resolve it yourself meanwhile and pass the
- * number.  A Unix path is at most 107 bytes (-EINVAL beyond).
+ * none of these needs a thread.  Any other name returns -ENOSYS: resolving
+ * it means getaddrinfo(), which may block, so on a thread, and this layer
+ * needs only the core.  Two ways to connect to a name:
+ *   - the task form (loop_stream_task.h): open_connection and start_server
+ *     resolve names through the loop's default thread pool and try each
+ *     address in turn, as asyncio does;
+ *   - in callback form, resolve through the pool (loop_pool_getaddrinfo()
+ *     in loop_pool.h, libloop_pool) and connect to an address:
+ *
+ *     static void resolved(loop_future *f, void *arg)      // a done callback
+ *     {
+ *         void *r;
+ *         if (loop_future_result(f, &r) != 0)
+ *             return;                   // -ENXIO: no such name; see loop_pool.h
+ *         struct addrinfo *ai = r;      // the first address (try the next on failure)
+ *         loop_stream_connect_addr(loop_future_loop(f), ai->ai_addr, ai->ai_addrlen,
+ *                                  NULL, &callbacks, arg, &stream);
+ *         loop_pool_freeaddrinfo(loop_future_loop(f), r);
+ *     }
+ *     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+ *     loop_pool_default(loop, &pool);
+ *     loop_pool_getaddrinfo(pool, "example.com", "80", &hints, &f);
+ *     loop_future_add_done(f, resolved, arg);
+ *     loop_future_unref(f);
+ *
+ * A Unix path is at most 107 bytes (-EINVAL beyond).
  *
  * Lifetime.  A stream or server is owned by the program until it calls
  * loop_stream_close() / loop_server_free().  loop_free() closes the fds

@@ -16,12 +16,26 @@
  *
  * Why a layer of its own (libloop_stream_task, pkg-config
  * libloop-stream_task, CMake libloop::stream_task), on top of
- * libloop_stream and libloop_task: the callback form needs only the core,
- * and a program that never awaits should link no coroutines, tasks or
- * futures.  This layer uses nothing of the stream layer but its public
- * header: a stream in task form is a stream whose callbacks are this
- * layer's, which turn on_data, on_drain, on_connect and on_error into
- * the completion of the futures the tasks await.
+ * libloop_stream, libloop_task and libloop_pool: the callback form needs
+ * only the core, and a program that never awaits should link no
+ * coroutines, tasks, futures or threads.  (The pool starts no thread
+ * until a name needs resolving.)
+ *
+ * Host names.  Numbers and "localhost" are taken as the callback form
+ * takes them, without a thread.  Any other name is resolved as asyncio
+ * resolves it, by getaddrinfo() on a thread of the loop's default pool
+ * (loop_pool_getaddrinfo() on loop_pool_default(), as a slow job: at most
+ * half the pool's threads resolve at once), while the task waits; the
+ * addresses are then tried in the resolver's order (see each function).
+ * A resolution that fails gives its error, as loop_pool_getaddrinfo()
+ * lists them: -ENXIO for a name that is not known, -EAGAIN when no name
+ * server answered (RES_OPTIONS="timeout:1 attempts:1" bounds that wait),
+ * -ENODATA for a name without an address, ...
+ *
+ * This layer uses nothing of the stream layer but its public header: a
+ * stream in task form is a stream whose callbacks are this layer's, which
+ * turn on_data, on_drain, on_connect and on_error into the completion of
+ * the futures the tasks await.
  *
  * Writing needs no task: loop_stream_write() never blocks (it is
  * writer.write); close with loop_stream_close().
@@ -68,9 +82,20 @@ typedef int loop_stream_handler_fn(loop_stream *s, void *arg);
 
 /*
  * asyncio's start_server: listen as loop_server_listen() does, and spawn
- * a task running handler(s, arg) for each connection.  Needs no task
- * itself.  A connection whose task cannot be spawned (memory) is closed
- * and counted as refused.  Returns as loop_server_listen().
+ * a task running handler(s, arg) for each connection.  A connection whose
+ * task cannot be spawned (memory) is closed and counted as refused.
+ *
+ * With a number, "localhost", NULL or "" for host it needs no task.  With
+ * a name it must be called from a task, which waits while the name is
+ * resolved (getaddrinfo with AI_PASSIVE; see "Host names"); the listener
+ * is bound to the first address that it can be bound to.  (asyncio binds
+ * one socket to each address; a listener here is one socket: for every
+ * IPv4 and IPv6 address, listen on "::".)
+ *
+ * Returns as loop_server_listen(), without -ENOSYS: for a name, -EPERM
+ * outside a task, the resolution's error, -ECANCELED if the task was
+ * cancelled while it waited, or, if no address could be bound, the last
+ * one's error (-EADDRINUSE, ...).
  */
 LOOP_API int loop_stream_task_start_server(loop_t *loop, const char *host, uint16_t port,
                                            const loop_stream_options *opts,
@@ -85,10 +110,15 @@ LOOP_API int loop_stream_task_start_unix_server(loop_t *loop, const char *path,
 
 /*
  * asyncio's open_connection, from a task: connect (as loop_stream_connect()
- * does) and wait until connected.  Returns 0 with the stream in *out (the
- * task owns it: loop_stream_close() it), or the connect's error
- * (-ECONNREFUSED, -ETIMEDOUT with opts->connect_timeout_ns, -EINVAL,
- * -ENOSYS for names, ...), or -ECANCELED; *out is then NULL.
+ * does) and wait until connected.  A name is resolved first (see "Host
+ * names"), then each of its addresses is tried in the resolver's order
+ * until one connects, as asyncio does without happy eyeballs; a
+ * connect_timeout_ns applies to each attempt.  Returns 0 with the stream
+ * in *out (the task owns it: loop_stream_close() it), or the connect's
+ * error (-ECONNREFUSED, -ETIMEDOUT with opts->connect_timeout_ns,
+ * -EINVAL, ...; for a name whose every address failed, the last one's),
+ * the resolution's error, or -ECANCELED (while resolving or connecting:
+ * no further address is tried); *out is then NULL.
  */
 LOOP_API int loop_stream_task_open_connection(loop_t *loop, const char *host, uint16_t port,
                                               const loop_stream_options *opts, loop_stream **out);

@@ -401,6 +401,7 @@ CEOF
 cat >"$work/src/layer_pool.c" <<'CEOF'
 #include <loop_pool.h>
 
+#include <netdb.h>
 #include <stdio.h>
 
 static int seven(void *arg, void **result)
@@ -422,6 +423,14 @@ int main(void)
         fprintf(stderr, "the pool job did not return 7\n");
         return 1;
     }
+    loop_future_unref(f);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    if (loop_pool_getaddrinfo(pool, "127.0.0.1", "80", &hints, &f) ||
+        loop_run_until_complete(loop, f, &v) || ((struct addrinfo *)v)->ai_family != AF_INET) {
+        fprintf(stderr, "loop_pool_getaddrinfo did not resolve 127.0.0.1\n");
+        return 1;
+    }
+    loop_pool_freeaddrinfo(loop, v);
     loop_future_unref(f);
     loop_free(loop);
     printf("libloop-pool: ok\n");

@@ -22,6 +22,17 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+/*
+ * A job's own way of handing its outcome to its future, on the loop
+ * thread, in place of loop_future_set_result() / set_error() (the name
+ * resolution's: it copies what getaddrinfo() made first).  It returns 0
+ * once f has taken the outcome (arg and result are then the hook's to
+ * free), or what completing f returned, with nothing changed: -EINVAL
+ * (f was done already: the outcome goes to drop) or -ENOMEM (the pool
+ * tries again at the next iteration).
+ */
+typedef int loop__pool_complete_fn(loop_future *f, int status, void *arg, void *result);
+
 enum job_state {
     JOB_QUEUED = 0, /* in a queue (under mu) */
     JOB_RUNNING,    /* taken by a thread (under mu) */
@@ -35,7 +46,8 @@ struct job {
     struct job *lnext;   /* in pool->spare while not in use */
     loop_future *future; /* NULL: none, or let go (cancelled) */
     loop_pool_drop_fn *drop;
-    loop_pool_done_fn *done; /* loop_pool_call's: then future and drop are NULL */
+    loop_pool_done_fn *done;          /* loop_pool_call's: then future and drop are NULL */
+    loop__pool_complete_fn *complete; /* NULL: the future takes status and result as they are */
     struct loop_pool *pool;
     bool listed;    /* outstanding (false once let go by loop_pool_free) */
     bool never_ran; /* on the ready list without having run: cancel, not complete */
@@ -153,6 +165,9 @@ void loop__pool_release_future(struct job *j);
 void loop__pool_finish(const struct job *j, int status, void *result);
 void loop__pool_check_drained(struct loop_pool *pool);
 void loop__pool_wake_self(struct loop_pool *pool);
+int loop__pool_submit_hooked(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned flags,
+                             loop_pool_drop_fn *drop, loop__pool_complete_fn *complete,
+                             loop_future **out);
 
 /* worker.c (the queues, under mu, and the threads) */
 void loop__pool_enqueue(struct loop_pool *pool, struct job *j);

@@ -173,6 +173,8 @@ static int deliver_one(struct job *j)
         int err;
         if (j->never_ran)
             err = loop_future_cancel_now(j->future);
+        else if (j->complete)
+            err = j->complete(j->future, j->status, j->arg, j->result);
         else if (j->status)
             err = loop_future_set_error(j->future, j->status);
         else
@@ -307,7 +309,8 @@ static bool take_back(struct loop_pool *pool, struct job *j)
 }
 
 static int submit_job(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned flags,
-                      loop_pool_drop_fn *drop, loop_pool_done_fn *done, loop_future **out)
+                      loop_pool_drop_fn *drop, loop_pool_done_fn *done,
+                      loop__pool_complete_fn *complete, loop_future **out)
 {
     if (!pool || !fn || (flags & ~LOOP_POOL_SLOW))
         return -EINVAL;
@@ -335,6 +338,7 @@ static int submit_job(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned fla
     j->future = f;
     j->drop = drop;
     j->done = done;
+    j->complete = complete;
     j->never_ran = false;
     j->slow = flags & LOOP_POOL_SLOW;
     j->fn = fn;
@@ -363,7 +367,16 @@ int loop_pool_submit_with(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned
 {
     if (out)
         *out = NULL;
-    return submit_job(pool, fn, arg, flags, drop, NULL, out);
+    return submit_job(pool, fn, arg, flags, drop, NULL, NULL, out);
+}
+
+/* A job whose outcome reaches its future through complete (out not NULL). */
+int loop__pool_submit_hooked(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned flags,
+                             loop_pool_drop_fn *drop, loop__pool_complete_fn *complete,
+                             loop_future **out)
+{
+    *out = NULL;
+    return submit_job(pool, fn, arg, flags, drop, NULL, complete, out);
 }
 
 int loop_pool_submit(loop_pool *pool, loop_pool_fn *fn, void *arg, loop_future **out)
@@ -374,7 +387,7 @@ int loop_pool_submit(loop_pool *pool, loop_pool_fn *fn, void *arg, loop_future *
 int loop_pool_call(loop_pool *pool, loop_pool_fn *fn, void *arg, unsigned flags,
                    loop_pool_done_fn *done)
 {
-    return done ? submit_job(pool, fn, arg, flags, NULL, done, NULL) : -EINVAL;
+    return done ? submit_job(pool, fn, arg, flags, NULL, done, NULL, NULL) : -EINVAL;
 }
 
 /* ---- shutting down ---------------------------------------------------------------- */

@@ -1,12 +1,13 @@
 /*
- * Streams in task form, on the public headers of the stream and task
- * layers only.  A task-form stream's callbacks are this file's; their
- * arg is a `tstream`, which holds the futures that tasks await: one for a
- * reader (asyncio allows one), one per drainer, one for a connect.  The
- * callbacks only complete those futures; each waiting function then
- * looks at the stream again (is the delimiter there now? the queue
- * drained? an error?), so a wake-up never carries data and a spurious
- * one costs a loop turn, never a wrong answer.
+ * Streams in task form, on the public headers of the stream, task and
+ * pool layers only (the pool resolves host names).  A task-form stream's
+ * callbacks are this file's; their arg is a `tstream`, which holds the
+ * futures that tasks await: one for a reader (asyncio allows one), one
+ * per drainer, one for a connect.  The callbacks only complete those
+ * futures; each waiting function then looks at the stream again (is the
+ * delimiter there now? the queue drained? an error?), so a wake-up never
+ * carries data and a spurious one costs a loop turn, never a wrong
+ * answer.
  *
  * A tstream is referenced by its stream (dropped in on_close) and by each
  * task inside one of these functions, so a task whose stream is closed
@@ -15,7 +16,11 @@
  */
 #include "loop_stream_task.h"
 
+#include "loop_pool.h"
+
 #include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef void *realloc_fn(void *ctx, void *ptr, size_t size);
@@ -291,23 +296,59 @@ int loop_stream_task_drain(loop_stream *s)
     return err;
 }
 
+/* ---- names --------------------------------------------------------------- */
+
+/*
+ * host:port resolved through the loop's default pool, from a task (asyncio's
+ * _ensure_resolved, for the names that need it: the callback form takes
+ * numbers and "localhost" without a thread, and says -ENOSYS for the rest).
+ * 0 with the list in *out (free it with loop_pool_freeaddrinfo()), or the
+ * resolution's error, -ECANCELED, -ENOMEM, ...  The future is cancelled
+ * only if the await could not wait: a task that is cancelled cancels it
+ * itself, and one that loop_free() unwinds must not touch the pool, which
+ * may be freed already.
+ */
+static int resolve(loop_t *loop, const char *host, uint16_t port, bool passive,
+                   struct addrinfo **out)
+{
+    loop_pool *pool;
+    int err = loop_pool_default(loop, &pool);
+    if (err)
+        return err;
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)};
+    loop_future *f;
+    if ((err = loop_pool_getaddrinfo(pool, host, service, &hints, &f)) != 0)
+        return err;
+    void *list = NULL;
+    err = loop_task_await(f, &list);
+    if (err && loop_future_result(f, &list) == 0) /* a cancel came after it was done */
+        loop_pool_freeaddrinfo(loop, list);
+    else if (err == -ENOMEM) /* the task could not wait: nobody will read it */
+        loop_future_cancel(f);
+    loop_future_unref(f);
+    *out = err ? NULL : list;
+    return err;
+}
+
 /* ---- clients ----------------------------------------------------------- */
 
-static int open_connection(loop_t *loop, const char *host, const char *path, uint16_t port,
-                           const loop_stream_options *opts, loop_stream **out)
+/* Connect to one host (a number or "localhost"), path or address, and wait
+ * until connected. */
+static int connect_one(loop_t *loop, const char *host, const char *path, const struct addrinfo *ai,
+                       uint16_t port, const loop_stream_options *opts, loop_stream **out)
 {
-    if (out)
-        *out = NULL;
-    if (!loop || !out)
-        return -EINVAL;
-    if (!loop_task_current(loop))
-        return -EPERM;
     struct tstream *t = tstream_new(loop);
     if (!t)
         return -ENOMEM;
     loop_stream *s;
-    int err = path ? loop_stream_connect_unix(loop, path, opts, &task_callbacks, t, &s)
-                   : loop_stream_connect(loop, host, port, opts, &task_callbacks, t, &s);
+    int err = ai     ? loop_stream_connect_addr(loop, ai->ai_addr, ai->ai_addrlen, opts,
+                                                &task_callbacks, t, &s)
+              : path ? loop_stream_connect_unix(loop, path, opts, &task_callbacks, t, &s)
+                     : loop_stream_connect(loop, host, port, opts, &task_callbacks, t, &s);
     if (err) {
         tstream_unref(t);
         return err;
@@ -320,6 +361,39 @@ static int open_connection(loop_t *loop, const char *host, const char *path, uin
     tstream_unref(t);
     if (!err)
         *out = s;
+    return err;
+}
+
+/* asyncio's create_connection without happy eyeballs: each address in
+ * the resolver's order until one connects; else the last one's error. */
+static int connect_by_name(loop_t *loop, const char *host, uint16_t port,
+                           const loop_stream_options *opts, loop_stream **out)
+{
+    struct addrinfo *list;
+    int err = resolve(loop, host, port, false, &list);
+    if (err)
+        return err;
+    for (const struct addrinfo *ai = list; ai; ai = ai->ai_next) {
+        err = connect_one(loop, NULL, NULL, ai, 0, opts, out);
+        if (err == 0 || err == -ECANCELED)
+            break;
+    }
+    loop_pool_freeaddrinfo(loop, list);
+    return err;
+}
+
+static int open_connection(loop_t *loop, const char *host, const char *path, uint16_t port,
+                           const loop_stream_options *opts, loop_stream **out)
+{
+    if (out)
+        *out = NULL;
+    if (!loop || !out)
+        return -EINVAL;
+    if (!loop_task_current(loop))
+        return -EPERM;
+    int err = connect_one(loop, host, path, NULL, port, opts, out);
+    if (err == -ENOSYS && host) /* a name: the callback form leaves it to the pool */
+        err = connect_by_name(loop, host, port, opts, out);
     return err;
 }
 
@@ -384,6 +458,26 @@ static void tserver_free(void *arg)
     ts->realloc(ts->ctx, ts, 0);
 }
 
+/* The first address of the name that a listener can be bound to (asyncio
+ * binds one socket to each: see loop_stream_task_start_server()); else
+ * the last one's error.  Waits for the pool: a task only. */
+static int listen_by_name(loop_t *loop, const char *host, uint16_t port,
+                          const loop_stream_options *opts, struct tserver *ts, loop_server **out)
+{
+    if (!loop_task_current(loop))
+        return -EPERM;
+    struct addrinfo *list;
+    int err = resolve(loop, host, port, true, &list);
+    if (err)
+        return err;
+    for (const struct addrinfo *ai = list; ai; ai = ai->ai_next)
+        if (!(err = loop_server_listen_addr(loop, ai->ai_addr, ai->ai_addrlen, opts, on_conn, ts,
+                                            out)))
+            break;
+    loop_pool_freeaddrinfo(loop, list);
+    return err;
+}
+
 static int start_server(loop_t *loop, const char *host, const char *path, uint16_t port,
                         const loop_stream_options *opts, loop_stream_handler_fn *handler, void *arg,
                         loop_server **out)
@@ -400,6 +494,8 @@ static int start_server(loop_t *loop, const char *host, const char *path, uint16
     *ts = (struct tserver){.realloc = fn, .ctx = ctx, .handler = handler, .arg = arg};
     int err = path ? loop_server_listen_unix(loop, path, opts, on_conn, ts, out)
                    : loop_server_listen(loop, host, port, opts, on_conn, ts, out);
+    if (err == -ENOSYS && !path) /* a name: the callback form leaves it to the pool */
+        err = listen_by_name(loop, host, port, opts, ts, out);
     if (err) {
         tserver_free(ts);
         return err;
