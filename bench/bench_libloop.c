@@ -3,7 +3,7 @@
  *
  *     bench_libloop <workload> [key=value ...]
  *
- * Workloads: w1a w1b w2 w3 w3at w4 w4at w4re w5 w6 w7 w8 w9 mem_timer mem_fd mem_cb,
+ * Workloads: w1a w1b w2 w3 w3at w4 w4at w4re w4ra w5 w6 w7 w8 w9 mem_timer mem_fd mem_cb,
  * and W7 and W8 on the stream layers: w7s w8s (callbacks), w7t w8t (tasks),
  * in stream/stream_servers.h.
  */
@@ -142,6 +142,8 @@ static int w4_arm(loop_t *loop, loop_handle *h)
 static int w4_reset(loop_t *loop, loop_handle *h)
 {
 #ifdef BENCH_HAVE_RESCHEDULE
+    if (w4_re && w4_at)
+        return loop_reschedule_at(loop, *h, loop_now(loop) + LOOP_SEC(30));
     if (w4_re)
         return loop_reschedule(loop, *h, LOOP_SEC(30));
 #endif
@@ -411,6 +413,8 @@ int main(int argc, char **argv)
 #ifdef BENCH_HAVE_RESCHEDULE
     else if (!strcmp(w, "w4re"))
         w4(false, true);
+    else if (!strcmp(w, "w4ra"))
+        w4(true, true);
 #endif
     else if (!strcmp(w, "w5"))
         w5();

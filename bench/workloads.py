@@ -122,7 +122,7 @@ def w3_jobs(s):
 def w4_jobs(s):
     args = [f"n={scaled(5_000_000, s, 1000)}", "timers=100000"]
     cells = [(c, "w4") for c in COLUMNS] + [("libloop", "w4at"), ("libloop", "w4re"),
-                                            ("libevent", "w4_common")]
+                                            ("libloop", "w4ra"), ("libevent", "w4_common")]
     return [job(k, c, args, cg=["n=200000", "timers=100000"]) for c, k in cells]
 
 
@@ -164,7 +164,8 @@ SMOKE_ARGS = {
     "w1_timer": ["n=2000"], "w2": ["n=2000"], "w2_feed": ["n=2000"], "w2_timer": ["n=2000"],
     "w3": ["n=2000", "spread_ms=20"], "w3at": ["n=2000", "spread_ms=20"],
     "w4": ["n=5000", "timers=1000"], "w4at": ["n=5000", "timers=1000"],
-    "w4re": ["n=5000", "timers=1000"], "w4_common": ["n=5000", "timers=1000"],
+    "w4re": ["n=5000", "timers=1000"], "w4ra": ["n=5000", "timers=1000"],
+    "w4_common": ["n=5000", "timers=1000"],
     "w5": ["n=50", "active=5", "rounds=3"],
     "w6": ["n=5000"], "w9": ["rounds=3", "max_us=3000"], "w9_precise": ["rounds=3", "max_us=3000"],
     "mem_timer": ["n=2000"], "mem_cb": ["n=2000"], "mem_fd": ["n=100"],
@@ -215,6 +216,8 @@ ROWS = [
         target="W3 peak RSS"),
     Row("W4 reset 1 of 100k timers (loop_reschedule)", "ns/reset", "ns_per_op",
         {"libloop": "w4re", **W4_PEERS}, target="W4"),
+    Row("W4' via loop_reschedule_at(loop_now() + 30 s)", "ns/reset", "ns_per_op",
+        {"libloop": "w4ra", **W4_PEERS}),
     Row("W4 via loop_cancel + loop_call_later", "ns/reset", "ns_per_op",
         {"libloop": "w4", **W4_PEERS}, target="W4"),
     Row("W4 via loop_cancel + loop_call_at(loop_now() + 30 s)", "ns/reset", "ns_per_op",
@@ -270,6 +273,7 @@ CG_ROWS = [
         cg_extra=["count_run=1", "spread_ms=100"]),
     Row("W4 reset 1 of 100k timers (loop_reschedule)", "Ir/reset", "ir",
         {"libloop": "w4re", **W4_PEERS}),
+    Row("W4' via loop_reschedule_at", "Ir/reset", "ir", {"libloop": "w4ra", **W4_PEERS}),
     Row("W4 via loop_cancel + loop_call_later", "Ir/reset", "ir", {"libloop": "w4", **W4_PEERS}),
     Row("W4 via loop_cancel + loop_call_at", "Ir/reset", "ir", {"libloop": "w4at", **W4_PEERS}),
     Row("W5 fd ping-pong N=1000, A=100", "Ir/event", "ir", same("w5"), target="W5 Ir"),
