@@ -55,18 +55,28 @@ static void sift_up(loop_t *loop, uint32_t pos, struct loop__timer t)
     place(loop, pos, t);
 }
 
+/* The earlier of two entries' positions. */
+static inline uint32_t earlier(const struct loop__timer *heap, uint32_t a, uint32_t b)
+{
+    return before(&heap[b], &heap[a]) ? b : a;
+}
+
 static void sift_down(loop_t *loop, uint32_t pos, struct loop__timer t)
 {
     struct loop__timer *heap = loop->timers.heap;
     uint32_t n = loop->timers.n;
     for (;;) {
-        uint32_t first = ARITY * pos + 1;
-        if (first >= n)
-            break;
-        uint32_t end = n - first < ARITY ? n : first + ARITY, least = first;
-        for (uint32_t c = first + 1; c < end; c++)
-            if (before(&heap[c], &heap[least]))
-                least = c;
+        uint32_t first = ARITY * pos + 1, least;
+        if (first + ARITY <= n) { /* every child there: a tournament, no loop */
+            least =
+                earlier(heap, earlier(heap, first, first + 1), earlier(heap, first + 2, first + 3));
+        } else {
+            if (first >= n)
+                break;
+            least = first;
+            for (uint32_t c = first + 1; c < n; c++)
+                least = earlier(heap, least, c);
+        }
         if (!before(&heap[least], &t))
             break;
         place(loop, pos, heap[least]);
