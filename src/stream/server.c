@@ -215,13 +215,14 @@ static int server_discard(loop_server *srv, int err)
     return err;
 }
 
-static bool bad_args(loop_t *loop, const loop_stream_options *opts, loop_server_fn *on_conn,
-                     loop_server **out)
+/* *out made NULL; true if missing (a NULL loop or on_conn), out or opts is
+ * bad. */
+static bool bad_args(bool missing, const loop_stream_options *opts, loop_server **out)
 {
     size_t limit, high, low;
     if (out)
         *out = NULL;
-    return !loop || !on_conn || !out || loop__stream_options(opts, &limit, &high, &low);
+    return missing || !out || loop__stream_options(opts, &limit, &high, &low);
 }
 
 int loop_server_listen_addr(loop_t *loop, const struct sockaddr *addr, socklen_t len,
@@ -229,7 +230,7 @@ int loop_server_listen_addr(loop_t *loop, const struct sockaddr *addr, socklen_t
                             loop_server **out)
 {
     loop_server *srv;
-    if (bad_args(loop, opts, on_conn, out) || loop__stream_check_addr(addr, len))
+    if (bad_args(!loop || !on_conn, opts, out) || loop__stream_check_addr(addr, len))
         return -EINVAL;
     int err = server_new(loop, opts, on_conn, arg, &srv);
     if (err)
@@ -286,7 +287,7 @@ int loop_server_listen_fd(loop_t *loop, int fd, const loop_stream_options *opts,
 {
     loop_server *srv;
     int domain = AF_UNSPEC;
-    if (bad_args(loop, opts, on_conn, out))
+    if (bad_args(!loop || !on_conn, opts, out))
         return -EINVAL;
     int err = check_listening(fd, &domain);
     if (!err)
