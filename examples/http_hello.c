@@ -58,12 +58,14 @@
  * it has received (the last one of a connection with "Connection: close"),
  * ends its idle connections, prints "worker I: N requests", and the
  * program exits 0 (1 if a drain took over 10 s and was cut short).
- * Each worker opens its listener itself, through the stream layer
- * (reuse_port), so the connections still in the backlog of a worker that
- * crashes are reset with it; http_workers.c, a server of the same shape on
- * raw fd callbacks, opens them all in the supervisor, as nginx does, and
- * the restarted worker finds its backlog.  The glue (options, the port,
- * the reports) is in http_hello_workers.c.
+ * The listeners are all opened before the start, as nginx (and
+ * http_workers.c, a server of the same shape on raw fd callbacks) opens
+ * them, and each worker serves its own with
+ * loop_stream_task_start_server_fd() (asyncio's start_server(sock=...)).
+ * In processes mode the supervisor keeps them all open, so the
+ * connections the kernel accepted for a worker that crashes wait in its
+ * listener's backlog, and the restarted worker serves them.  The glue
+ * (options, the listeners, the reports) is in http_hello_workers.c.
  */
 #include "example.h"
 #include "http_hello_workers.h"
@@ -204,13 +206,14 @@ static int serve_connection(loop_stream *s, void *arg)
     return err;
 }
 
+static const loop_stream_options serve_options = {.limit = HEAD_MAX, .emfile_wait = true};
+
 /* asyncio.start_server(handle_request, '127.0.0.1', port) on this loop. */
-static int start_serving(loop_t *loop, uint16_t port, bool reuse_port, struct server *sv)
+static int start_serving(loop_t *loop, uint16_t port, struct server *sv)
 {
-    loop_stream_options opts = {.limit = HEAD_MAX, .emfile_wait = true, .reuse_port = reuse_port};
     *sv = (struct server){0};
-    return loop_stream_task_start_server(loop, "127.0.0.1", port, &opts, serve_connection, sv,
-                                         &sv->srv);
+    return loop_stream_task_start_server(loop, "127.0.0.1", port, &serve_options, serve_connection,
+                                         sv, &sv->srv);
 }
 
 /*
@@ -232,15 +235,17 @@ static void drain(struct server *sv)
 
 /* ---- --workers N: one server per worker, all on the same port -------------- */
 
-static struct {
-    uint16_t port;          /* fixed before any worker starts */
-    struct server *servers; /* worker i's, used on its loop only */
-} app;
+static struct server *servers; /* worker i's, used on its loop only */
 
+/* asyncio.start_server(handle_request, sock=listener) on worker index's
+ * loop: the listener the supervisor opened for it before the start. */
 static int worker_setup(loop_t *loop, unsigned index, void *arg)
 {
+    struct server *sv = &servers[index];
     (void)arg;
-    return start_serving(loop, app.port, true, &app.servers[index]);
+    *sv = (struct server){0};
+    return loop_stream_task_start_server_fd(loop, hello_workers_listener(index), &serve_options,
+                                            serve_connection, sv, &sv->srv);
 }
 
 static void worker_drain(loop_t *loop, unsigned index, void *arg)
@@ -248,12 +253,12 @@ static void worker_drain(loop_t *loop, unsigned index, void *arg)
     (void)loop;
     (void)arg;
     printf("worker %u draining\n", index);
-    drain(&app.servers[index]);
+    drain(&servers[index]);
 }
 
 static void worker_teardown(loop_t *loop, unsigned index, void *arg)
 {
-    struct server *sv = &app.servers[index];
+    struct server *sv = &servers[index];
     (void)loop;
     (void)arg;
     loop_server_free(sv->srv); /* connections a cut drain left end with the loop */
@@ -270,14 +275,13 @@ static int serve_on_workers(const hello_workers_args *wa, uint16_t port)
                               .teardown = worker_teardown,
                               .stop_on_signals = true,
                               .loop_options = &wa->loop_options};
-    app.servers = calloc(wa->count, sizeof *app.servers);
-    if (!app.servers) {
+    servers = calloc(wa->count, sizeof *servers);
+    if (!servers) {
         fprintf(stderr, "http_hello: out of memory\n");
         return EXIT_FAILURE;
     }
-    app.port = port;
-    int status = hello_workers_run(&o, &app.port);
-    free(app.servers);
+    int status = hello_workers_run(&o, port);
+    free(servers);
     return status;
 }
 
@@ -320,7 +324,7 @@ int main(int argc, char **argv)
         loop_free(loop); /* each worker has a loop of its own */
         return serve_on_workers(&wa, port);
     }
-    int err = start_serving(loop, port, false, &sv);
+    int err = start_serving(loop, port, &sv);
     if (err) {
         fprintf(stderr, "http_hello: cannot listen on 127.0.0.1:%u: %s\n", port,
                 loop_strerror(err));

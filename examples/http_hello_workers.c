@@ -1,5 +1,5 @@
 /*
- * http_hello --workers N: options, the held port, the workers' reports
+ * http_hello --workers N: options, the listeners, the workers' reports
  * (see http_hello_workers.h).
  */
 #include "http_hello_workers.h"
@@ -57,40 +57,63 @@ void hello_workers_take_args(int *argc, char **argv, hello_workers_args *out)
     *argc = kept;
 }
 
-/* The held port: bound, never listening (see http_hello_workers.h). */
-static int held_fd = -1;
+/* Listener i of worker i, opened before the start; -1 once a worker's
+ * server has it (threads), or in a worker process for the others'. */
+static int *listeners;
+static unsigned nlisteners;
 static bool processes;
 static loop_workers_setup_fn *user_setup;
 
-static int hold_port(uint16_t *port)
+static void close_listeners(void)
 {
-    struct sockaddr_in a = {
-        .sin_family = AF_INET, .sin_port = htons(*port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int one = 1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
-        bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    *port = ntohs(a.sin_port);
-    return fd;
+    for (unsigned i = 0; i < nlisteners; i++)
+        if (listeners[i] >= 0)
+            close(listeners[i]);
+    free(listeners);
+    listeners = NULL;
+    nlisteners = 0;
 }
 
-/* In a worker process the held port is the supervisor's: let it go. */
+/* One SO_REUSEPORT listener per worker, all on one port; the first fixes
+ * *port when it is 0. */
+static int open_listeners(unsigned n, uint16_t *port)
+{
+    listeners = malloc(n * sizeof *listeners);
+    if (!listeners)
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        int fd = loop_workers_listen_reuseport("127.0.0.1", *port, 0);
+        if (fd < 0)
+            return fd;
+        listeners[nlisteners++] = fd;
+        struct sockaddr_in a;
+        socklen_t len = sizeof a;
+        if (getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+            return -errno;
+        *port = ntohs(a.sin_port);
+    }
+    return 0;
+}
+
+int hello_workers_listener(unsigned index)
+{
+    return index < nlisteners ? listeners[index] : -1;
+}
+
+/* A worker process closes the other workers' listeners (the supervisor
+ * keeps them all); a setup that succeeded has given its own to its server. */
 static int setup(loop_t *loop, unsigned index, void *arg)
 {
-    if (processes && held_fd >= 0) {
-        close(held_fd);
-        held_fd = -1;
+    for (unsigned i = 0; processes && i < nlisteners; i++) {
+        if (i != index && listeners[i] >= 0) {
+            close(listeners[i]);
+            listeners[i] = -1;
+        }
     }
-    return user_setup(loop, index, arg);
+    int err = user_setup(loop, index, arg);
+    if (!err)
+        listeners[index] = -1;
+    return err;
 }
 
 static void on_event(loop_workers *w, const loop_workers_event *e, void *arg)
@@ -105,31 +128,31 @@ static void on_event(loop_workers *w, const loop_workers_event *e, void *arg)
                (unsigned long long)(e->restart_in_ns / LOOP_MS(1)));
 }
 
-int hello_workers_run(loop_workers_options *o, uint16_t *port)
+int hello_workers_run(loop_workers_options *o, uint16_t port)
 {
     loop_workers *w;
     const char *mode = o->mode == LOOP_WORKERS_THREADS ? "threads" : "processes";
 
-    held_fd = hold_port(port);
-    if (held_fd < 0) {
-        fprintf(stderr, "http_hello: cannot listen on 127.0.0.1:%u: %s\n", *port,
-                strerror(-held_fd));
+    int err = open_listeners(o->count, &port);
+    if (err) {
+        fprintf(stderr, "http_hello: cannot listen on 127.0.0.1:%u: %s\n", port, strerror(-err));
+        close_listeners();
         return EXIT_FAILURE;
     }
     processes = o->mode == LOOP_WORKERS_PROCESSES;
     user_setup = o->setup;
     o->setup = setup;
     o->on_event = on_event;
-    int err = loop_workers_start(&w, o);
+    err = loop_workers_start(&w, o);
     if (err) {
         fprintf(stderr, "http_hello: cannot start the workers: %s\n", strerror(-err));
-        close(held_fd);
+        close_listeners();
         return EXIT_FAILURE;
     }
-    printf("Serving on http://127.0.0.1:%u/ with %u %s\n", *port, o->count, mode);
+    printf("Serving on http://127.0.0.1:%u/ with %u %s\n", port, o->count, mode);
     err = loop_workers_wait(w);
     loop_workers_free(w);
-    close(held_fd);
+    close_listeners();
     if (err) /* -ETIMEDOUT: a drain was cut short; -ECHILD: a worker failed */
         fprintf(stderr, "http_hello: the workers did not all end cleanly: %s\n", strerror(-err));
     printf("stopped\n");

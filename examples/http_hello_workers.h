@@ -1,8 +1,8 @@
 /*
  * http_hello --workers N: the glue between examples/http_hello.c and the
  * workers layer (loop_workers.h).  http_hello.c says what one worker does
- * (setup: start serving on the port; drain; teardown); this file reads the
- * options, holds the port, reports the workers and waits for the stop.
+ * (setup: serve its listener; drain; teardown); this file reads the
+ * options, opens the listeners, reports the workers and waits for the stop.
  */
 #ifndef HTTP_HELLO_WORKERS_H
 #define HTTP_HELLO_WORKERS_H
@@ -25,16 +25,20 @@ void hello_workers_take_args(int *argc, char **argv, hello_workers_args *out);
 
 /*
  * Run the workers o describes (its mode, count, setup, drain, teardown and
- * arg are the caller's; on_event is set here) on 127.0.0.1:*port, and
- * return the program's exit status once a signal has stopped them.
+ * arg are the caller's; on_event is set here) on 127.0.0.1:port (0: a port
+ * the kernel picks), and return the program's exit status once a signal
+ * has stopped them.
  *
- * First the port is held: a socket bound to it with SO_REUSEPORT that never
- * listens.  A bound socket takes no connections (only listening ones do),
- * but no other program can take the port, and when *port is 0 it tells
- * which port the kernel chose: *port holds it before any setup runs, for
- * each worker to open its listener there with SO_REUSEPORT.  A bind error
- * comes out here, before any worker starts; and a worker process that is
- * started again after a crash opens its listener on the same port.
+ * First the listeners are opened, one per worker, each bound with
+ * SO_REUSEPORT to the same port (loop_workers_listen_reuseport(); the
+ * first one fixes the port when port is 0), so that a bind error comes
+ * out here, before any worker starts, and the kernel spreads the
+ * connections over the workers.  Worker I serves listener I, which its
+ * setup takes with hello_workers_listener(I).  In processes mode the
+ * supervisor keeps every listener open for the whole run, as nginx does:
+ * a worker that crashes takes only its own copy with it, and when it is
+ * started again it finds its socket, and the connections the kernel
+ * accepted meanwhile still waiting in its backlog.
  *
  * Prints "worker I pid P ready" as each worker becomes ready, "worker I
  * pid P exited (...); restart in N ms" when one dies (processes), then
@@ -42,6 +46,14 @@ void hello_workers_take_args(int *argc, char **argv, hello_workers_args *out);
  * "stopped" at the end.  Returns 0 when every worker ended cleanly, 1
  * otherwise (with a message on stderr).
  */
-int hello_workers_run(loop_workers_options *o, uint16_t *port);
+int hello_workers_run(loop_workers_options *o, uint16_t port);
+
+/*
+ * In worker index's setup: its listener, bound and listening.  A setup
+ * that returns 0 has given it to its server (which closes it: in
+ * processes mode that is the worker's copy only); one that fails leaves
+ * it here, to be closed with the others at the end.
+ */
+int hello_workers_listener(unsigned index);
 
 #endif /* HTTP_HELLO_WORKERS_H */

@@ -416,6 +416,34 @@ LOOP_API int loop_server_listen_addr(loop_t *loop, const struct sockaddr *addr, 
                                      const loop_stream_options *opts, loop_server_fn *on_conn,
                                      void *arg, loop_server **out);
 
+/*
+ * Serve on fd, a stream socket the program has already bound and made
+ * listen (TCP over IPv4 or IPv6, a Unix socket, ...): asyncio's
+ * start_server(sock=...).  For a socket made elsewhere: inherited from a
+ * supervisor that binds before it forks (nginx's model, where a worker
+ * that is started again finds the connections waiting in its socket's
+ * backlog), passed by systemd's socket activation, or received over a
+ * Unix socket.  Accepting, its limits, out-of-fds handling and options
+ * are loop_server_listen()'s (TCP_NODELAY on each connection of a TCP
+ * socket unless Nagle is asked for); backlog and reuse_port are not used,
+ * the socket being bound and listening already.  fd is made non-blocking
+ * (a flag of the open file, shared with every copy of it: dup(), fork())
+ * and close-on-exec (a flag of this fd only).
+ *
+ * The server takes fd: from a success on, the program must not use or
+ * close it; loop_server_close() (or loop_server_free(), or loop_free())
+ * closes it.  Closing it ends the listening socket only if no other copy
+ * is open: a supervisor that keeps its own keeps the socket, and its
+ * backlog.  To serve on a socket and keep it, pass a dup() of it.
+ *
+ * Returns 0; -EINVAL (NULL loop, on_conn or out, bad options; a socket
+ * that is not SOCK_STREAM, such as UDP's; one that is not listening);
+ * -EBADF (fd negative or not open); -ENOTSOCK (not a socket); -ENOMEM.
+ * On failure *out is NULL and the program still owns fd, unchanged.
+ */
+LOOP_API int loop_server_listen_fd(loop_t *loop, int fd, const loop_stream_options *opts,
+                                   loop_server_fn *on_conn, void *arg, loop_server **out);
+
 /* The address the listener is bound to (to learn a port the kernel
  * picked).  0, -EINVAL, -EBADF once closed. */
 LOOP_API int loop_server_addr(const loop_server *srv, struct sockaddr_storage *addr,

@@ -109,6 +109,19 @@ LOOP_API int loop_stream_task_start_unix_server(loop_t *loop, const char *path,
                                                 loop_server **out);
 
 /*
+ * asyncio's start_server(sock=...): serve on fd, a stream socket already
+ * bound and listening, as loop_server_listen_fd() does, spawning a task
+ * per connection as loop_stream_task_start_server() does.  It needs no
+ * task.  The server takes fd on success (loop_server_close() or
+ * loop_server_free() closes it; pass a dup() to keep a copy); on failure
+ * the program still owns it.  Returns as loop_server_listen_fd(): 0,
+ * -EINVAL, -EBADF, -ENOTSOCK, -ENOMEM.
+ */
+LOOP_API int loop_stream_task_start_server_fd(loop_t *loop, int fd, const loop_stream_options *opts,
+                                              loop_stream_handler_fn *handler, void *arg,
+                                              loop_server **out);
+
+/*
  * asyncio's open_connection, from a task: connect (as loop_stream_connect()
  * does) and wait until connected.  A name is resolved first (see "Host
  * names"), then each of its addresses is tried in the resolver's order

@@ -165,26 +165,22 @@ static void on_accept(loop_t *loop, int lfd, unsigned events, void *arg)
 
 /* ---- listening --------------------------------------------------------- */
 
-int loop_server_listen_addr(loop_t *loop, const struct sockaddr *addr, socklen_t len,
-                            const loop_stream_options *opts, loop_server_fn *on_conn, void *arg,
-                            loop_server **out)
+/* A listener with the options, not yet on any fd (srv->fd is -1). */
+static int server_new(loop_t *loop, const loop_stream_options *opts, loop_server_fn *on_conn,
+                      void *arg, loop_server **out)
 {
     size_t limit, high, low;
-    if (out)
-        *out = NULL;
-    if (!loop || !on_conn || !out || loop__stream_check_addr(addr, len) ||
-        loop__stream_options(opts, &limit, &high, &low))
-        return -EINVAL;
     struct loop__stream_state *st = loop__stream_state(loop);
     if (!st)
         return -ENOMEM;
     loop_server *srv = loop__stream_mem(st, NULL, sizeof(*srv));
     if (!srv)
         return -ENOMEM;
+    (void)loop__stream_options(opts, &limit, &high, &low); /* checked by the caller */
     memset(srv, 0, sizeof(*srv));
     *srv = (loop_server){.st = st,
                          .loop = loop,
-                         .tcp = addr->sa_family != AF_UNIX,
+                         .fd = -1,
                          .limit = limit,
                          .high = high,
                          .low = low,
@@ -195,7 +191,52 @@ int loop_server_listen_addr(loop_t *loop, const struct sockaddr *addr, socklen_t
         srv->accepts = opts->accepts_per_wakeup;
     srv->nagle = opts && opts->nagle;
     srv->emfile_wait = opts && opts->emfile_wait;
-    int one = 1, err = 0;
+    *out = srv;
+    return 0;
+}
+
+/* srv->fd listens: watch it and count srv among the loop's listeners. */
+static void server_start(loop_server *srv)
+{
+    struct loop__stream_state *st = srv->st;
+    srv->accepting = true;
+    srv->next = st->servers;
+    if (srv->next)
+        srv->next->prev = srv;
+    st->servers = srv;
+    st->live++;
+    take_reserve(st);
+}
+
+/* A server_new() that could not be started: freed, its fd left open. */
+static int server_discard(loop_server *srv, int err)
+{
+    loop__stream_mem(srv->st, srv, 0);
+    return err;
+}
+
+/* *out made NULL; true if missing (a NULL loop or on_conn), out or opts is
+ * bad. */
+static bool bad_args(bool missing, const loop_stream_options *opts, loop_server **out)
+{
+    size_t limit, high, low;
+    if (out)
+        *out = NULL;
+    return missing || !out || loop__stream_options(opts, &limit, &high, &low);
+}
+
+int loop_server_listen_addr(loop_t *loop, const struct sockaddr *addr, socklen_t len,
+                            const loop_stream_options *opts, loop_server_fn *on_conn, void *arg,
+                            loop_server **out)
+{
+    loop_server *srv;
+    if (bad_args(!loop || !on_conn, opts, out) || loop__stream_check_addr(addr, len))
+        return -EINVAL;
+    int err = server_new(loop, opts, on_conn, arg, &srv);
+    if (err)
+        return err;
+    srv->tcp = addr->sa_family != AF_UNIX;
+    int one = 1;
     srv->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (srv->fd < 0 ||
         (srv->tcp && setsockopt(srv->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
@@ -209,16 +250,58 @@ int loop_server_listen_addr(loop_t *loop, const struct sockaddr *addr, socklen_t
     if (err) {
         if (srv->fd >= 0)
             close(srv->fd);
-        loop__stream_mem(st, srv, 0);
-        return err;
+        return server_discard(srv, err);
     }
-    srv->accepting = true;
-    srv->next = st->servers;
-    if (srv->next)
-        srv->next->prev = srv;
-    st->servers = srv;
-    st->live++;
-    take_reserve(st);
+    server_start(srv);
+    *out = srv;
+    return 0;
+}
+
+/* fd is a listening stream socket; *domain gets its family. */
+static int check_listening(int fd, int *domain)
+{
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return -errno; /* EBADF (negative or not open), ENOTSOCK */
+    len = sizeof listening;
+    if (type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+        !listening)
+        return -EINVAL;
+    len = sizeof *domain;
+    return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, domain, &len) < 0 ? -errno : 0;
+}
+
+/* Non-blocking and close-on-exec, as the layer's own listeners are. */
+static int set_flags(int fd)
+{
+    int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fdfl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) ||
+        (!(fdfl & FD_CLOEXEC) && fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0))
+        return -errno;
+    return 0;
+}
+
+int loop_server_listen_fd(loop_t *loop, int fd, const loop_stream_options *opts,
+                          loop_server_fn *on_conn, void *arg, loop_server **out)
+{
+    loop_server *srv;
+    int domain = AF_UNSPEC;
+    if (bad_args(!loop || !on_conn, opts, out))
+        return -EINVAL;
+    int err = check_listening(fd, &domain);
+    if (!err)
+        err = server_new(loop, opts, on_conn, arg, &srv);
+    if (err)
+        return err;
+    srv->tcp = domain == AF_INET || domain == AF_INET6;
+    srv->fd = fd;
+    err = loop_add_reader(loop, fd, on_accept, srv);
+    if (!err && (err = set_flags(fd)) != 0)
+        loop_remove_reader(loop, fd);
+    if (err)
+        return server_discard(srv, err);
+    server_start(srv);
     *out = srv;
     return 0;
 }

@@ -478,9 +478,29 @@ static int listen_by_name(loop_t *loop, const char *host, uint16_t port,
     return err;
 }
 
-static int start_server(loop_t *loop, const char *host, const char *path, uint16_t port,
-                        const loop_stream_options *opts, loop_stream_handler_fn *handler, void *arg,
-                        loop_server **out)
+/* Where start_server() listens: an fd, a Unix path, or a host and port. */
+struct where {
+    bool by_fd;
+    int fd;
+    const char *path, *host;
+    uint16_t port;
+};
+
+static int listen_at(loop_t *loop, const struct where *w, const loop_stream_options *opts,
+                     struct tserver *ts, loop_server **out)
+{
+    if (w->by_fd)
+        return loop_server_listen_fd(loop, w->fd, opts, on_conn, ts, out);
+    if (w->path)
+        return loop_server_listen_unix(loop, w->path, opts, on_conn, ts, out);
+    int err = loop_server_listen(loop, w->host, w->port, opts, on_conn, ts, out);
+    if (err == -ENOSYS) /* a name: the callback form leaves it to the pool */
+        err = listen_by_name(loop, w->host, w->port, opts, ts, out);
+    return err;
+}
+
+static int start_server(loop_t *loop, const struct where *w, const loop_stream_options *opts,
+                        loop_stream_handler_fn *handler, void *arg, loop_server **out)
 {
     realloc_fn *fn;
     void *ctx;
@@ -492,10 +512,7 @@ static int start_server(loop_t *loop, const char *host, const char *path, uint16
     if (!ts)
         return -ENOMEM;
     *ts = (struct tserver){.realloc = fn, .ctx = ctx, .handler = handler, .arg = arg};
-    int err = path ? loop_server_listen_unix(loop, path, opts, on_conn, ts, out)
-                   : loop_server_listen(loop, host, port, opts, on_conn, ts, out);
-    if (err == -ENOSYS && !path) /* a name: the callback form leaves it to the pool */
-        err = listen_by_name(loop, host, port, opts, ts, out);
+    int err = listen_at(loop, w, opts, ts, out);
     if (err) {
         tserver_free(ts);
         return err;
@@ -508,7 +525,7 @@ int loop_stream_task_start_server(loop_t *loop, const char *host, uint16_t port,
                                   const loop_stream_options *opts, loop_stream_handler_fn *handler,
                                   void *arg, loop_server **out)
 {
-    return start_server(loop, host, NULL, port, opts, handler, arg, out);
+    return start_server(loop, &(struct where){.host = host, .port = port}, opts, handler, arg, out);
 }
 
 int loop_stream_task_start_unix_server(loop_t *loop, const char *path,
@@ -521,7 +538,13 @@ int loop_stream_task_start_unix_server(loop_t *loop, const char *path,
             *out = NULL;
         return -EINVAL;
     }
-    return start_server(loop, NULL, path, 0, opts, handler, arg, out);
+    return start_server(loop, &(struct where){.path = path}, opts, handler, arg, out);
+}
+
+int loop_stream_task_start_server_fd(loop_t *loop, int fd, const loop_stream_options *opts,
+                                     loop_stream_handler_fn *handler, void *arg, loop_server **out)
+{
+    return start_server(loop, &(struct where){.by_fd = true, .fd = fd}, opts, handler, arg, out);
 }
 
 /* The server is closed and so is its last connection.  The waiting task

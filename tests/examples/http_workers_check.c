@@ -21,9 +21,16 @@
  *                 HTTP/2.0, 431 for a head over 8 KiB, each ending the
  *                 connection cleanly
  *   crash         (processes) 32 keep-alive clients in rounds; worker 1 is
- *                 killed with SIGKILL: its connections end, the others are
- *                 answered in every later round, the supervisor starts a
- *                 new worker 1 (a new pid) and new connections are served
+ *                 stopped (SIGSTOP), 32 more clients connect and send a
+ *                 request, until each is answered (by worker 0) or waits
+ *                 in a listener's backlog (/proc/net/tcp), some of them in
+ *                 worker 1's; then worker 1 is killed with SIGKILL: its
+ *                 connections end, the others are answered in every later
+ *                 round, the supervisor starts a new worker 1 (a new pid),
+ *                 every client that waited in the killed worker's backlog
+ *                 is answered (none is reset: the supervisor holds the
+ *                 listeners, and the new worker 1 takes its predecessor's)
+ *                 and new connections are served
  *   sigterm_load  32 clients, each always with one request in flight,
  *                 one that has sent half a request, and one idle after a
  *                 request; SIGTERM: every request gets its whole response
@@ -461,9 +468,83 @@ static bool ask(int fd)
     return true;
 }
 
+/* The state letter of process pid ('T': stopped), 0 if it is gone. */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* after the command's name */
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Connections the kernel accepted on the server's port that no worker has
+ * taken yet: the accept queues of its listeners, from /proc/net/tcp. */
+static int queued_on_port(void)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[256];
+    int total = 0;
+    if (!f)
+        fail("/proc/net/tcp: %s", strerror(errno));
+    while (fgets(line, sizeof line, f)) {
+        unsigned lport, state, tx, rx;
+        if (sscanf(line, " %*d: %*X:%X %*X:%*X %X %X:%X", &lport, &state, &tx, &rx) == 4 &&
+            lport == (unsigned)port && state == 0x0A) /* TCP_LISTEN: rx is the accept queue */
+            total += (int)rx;
+    }
+    fclose(f);
+    return total;
+}
+
+/*
+ * With worker 1 stopped, CLIENTS clients connect and send a request each;
+ * wait until each is answered (worker 0) or waits in a backlog, some in
+ * worker 1's.  done[i] says which were answered.
+ */
+static void fill_backlog(pid_t victim, int *fds, bool *done)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    long long end = now_ms() + LIMIT_MS;
+    int answered = 0, queued;
+    if (victim <= 0 || kill(victim, SIGSTOP) != 0)
+        fail("cannot stop worker 1 (pid %d)", (int)victim);
+    while (proc_state(victim) != 'T')
+        if (now_ms() > end || !read_output(10))
+            fail("worker 1 did not stop");
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = connect_server();
+        done[i] = false;
+        send_str(fds[i], req);
+    }
+    while ((queued = queued_on_port()) + answered < CLIENTS || queued == 0) {
+        struct pollfd p[CLIENTS];
+        if (now_ms() > end)
+            fail("of %d clients, %d answered and %d in a backlog: none in the stopped worker's?",
+                 CLIENTS, answered, queued);
+        for (int i = 0; i < CLIENTS; i++)
+            p[i] = (struct pollfd){done[i] ? -1 : fds[i], POLLIN, 0};
+        poll(p, CLIENTS, 50);
+        for (int i = 0; i < CLIENTS; i++) {
+            if (!done[i] && p[i].revents) {
+                expect(fds[i], false, 200, false, "a client of the worker that runs");
+                done[i] = true;
+                answered++;
+            }
+        }
+    }
+    printf("worker 1 stopped: %d clients answered, %d wait in a backlog\n", answered, queued);
+}
+
 static void scenario_crash(void)
 {
-    int fds[CLIENTS], dead = 0;
+    int fds[CLIENTS], waiting[CLIENTS], dead = 0;
+    bool answered[CLIENTS];
     pid_t victim = worker_pid(1, 0);
 
     for (int i = 0; i < CLIENTS; i++)
@@ -472,7 +553,8 @@ static void scenario_crash(void)
         for (int i = 0; i < CLIENTS; i++)
             if (!ask(fds[i]))
                 fail("connection %d failed before any crash", i);
-    if (victim <= 0 || kill(victim, SIGKILL) != 0)
+    fill_backlog(victim, waiting, answered);
+    if (kill(victim, SIGKILL) != 0)
         fail("cannot kill worker 1 (pid %d)", (int)victim);
     printf("killed worker 1, pid %d\n", (int)victim);
     /* The victim's connections end at their first request; the others
@@ -498,6 +580,12 @@ static void scenario_crash(void)
         fail("worker 1 was not started again (pid %d, was %d)", (int)again, (int)victim);
     if (kill(victim, 0) == 0 || errno != ESRCH)
         fail("the killed worker %d was not reaped", (int)victim);
+    for (int i = 0; i < CLIENTS; i++) {
+        if (!answered[i])
+            expect(waiting[i], false, 200, false, "a client in the killed worker's backlog");
+        close(waiting[i]);
+    }
+    printf("ok: every client that waited in a backlog was answered, none reset\n");
     for (int i = 0; i < CLIENTS; i++) {
         if (fds[i] >= 0)
             close(fds[i]);
