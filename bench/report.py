@@ -298,7 +298,7 @@ def layer_sections(bench_dir):
     out = ["## The layers' benchmarks", "",
            "Each layer's benchmark is a command of its own that runs libloop beside the "
            "peers named in its title, interleaved, in one run, and writes its own "
-           "RESULTS.md.  The first table of each is copied here as that file holds it; "
+           "RESULTS.md.  Its first tables (up to three) are copied here as that file holds them; "
            "the file says when, at which commit and under what load it was measured, and "
            "what every row means.", ""]
     for folder, title, command in LAYERS:
