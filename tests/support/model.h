@@ -155,7 +155,9 @@ struct model {
     /* The current loop_run / loop_run_once call and iteration. */
     bool in_run, once, iter_open, polled, polling, stop, timer_consumed;
     int64_t cap, timeout;
-    uint64_t wait_lo; /* real clock: the poll may not end before this with nothing ready */
+    uint64_t wait_lo;  /* real clock: the poll may not end before this with nothing ready */
+    uint64_t wait_for; /* real clock: the earliest deadline the poll waited for (0: none) */
+    uint64_t armed_lo; /* a deadline an earlier wait may have left armed (0: none) */
     uint64_t snap_now;
     uint32_t refs;
     uint64_t iters;        /* iterations begun, as loop_stats() counts them */

@@ -498,11 +498,31 @@ static void model_poll_began(void)
 {
     model_start_iteration(true);
     model.timeout = model_timeout(model.cap);
-    model.wait_lo = 0;
-    /* On the real clock, an uncapped wait for a timer ends no earlier than
-     * its deadline, unless something else woke the loop. */
-    if (!model.virtual_clock && model.cap < 0 && model.timeout > 0 && !model_foreign_unknown())
-        model.wait_lo = model_earliest();
+    model.wait_lo = model.wait_for = 0;
+    if (!model.virtual_clock && model.timeout > 0)
+        model.wait_for = model_earliest();
+    /*
+     * On the real clock, an uncapped wait for a timer ends no earlier than
+     * its deadline, unless something else woke the loop.  Or unless an
+     * earlier wait armed the loop's timerfd for a deadline that has since
+     * been cancelled or pushed back: the timerfd is left alone then and
+     * fires once at the old deadline (io_epoll.c), so that is the bound.
+     */
+    if (!model.virtual_clock && model.cap < 0 && model.timeout > 0 && !model_foreign_unknown()) {
+        model.wait_lo = model.wait_for;
+        if (model.armed_lo && model.armed_lo < model.wait_lo)
+            model.wait_lo = model.armed_lo;
+    }
+}
+
+/* After a wait on the real clock ended at now: what may still be armed. */
+static void model_note_arm(uint64_t now)
+{
+    if (model.armed_lo && now >= model.armed_lo)
+        model.armed_lo = 0; /* it fired */
+    if (model.wait_for && model.wait_for != MODEL_NEVER && now < model.wait_for &&
+        (!model.armed_lo || model.wait_for < model.armed_lo))
+        model.armed_lo = model.wait_for;
 }
 
 static void model_hook_after(loop_t *loop, void *arg)
@@ -558,6 +578,8 @@ static void model_hook_after(loop_t *loop, void *arg)
      */
     bool stale = model.stale_wake;
     model.stale_wake = false;
+    if (!model.virtual_clock)
+        model_note_arm(now);
     if (model.wait_lo && now < model.wait_lo && model.timer_start == model.io_start && !misused &&
         !stale)
         model_fail("the poll returned at %" PRIu64 ", before the earliest deadline %" PRIu64
