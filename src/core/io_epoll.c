@@ -398,6 +398,33 @@ static inline bool current(const struct loop__fd *f, uint64_t data)
     return f->inkernel && f->kgen == (uint32_t)(data >> 32);
 }
 
+/* An event of the loop's own eventfd or timerfd (their epoll data are out
+ * of the fd range): note it. */
+static inline void own_event(loop_t *loop, uint64_t data, bool *woken)
+{
+    if (data == LOOP__WAKE_DATA)
+        *woken = true; /* the caller drains it */
+    else if (data == LOOP__TIMER_DATA)
+        loop->io.armed = 0; /* expired: the next wait must arm it again */
+}
+
+/*
+ * The fd entry an event is for, with the event recorded in it, or NULL
+ * for the loop's own fds and for registrations that no longer exist.
+ */
+static inline struct loop__fd *event_fd(loop_t *loop, const struct epoll_event *e)
+{
+    uint32_t fd = (uint32_t)e->data.u64;
+    if (fd >= loop->io.fds_cap)
+        return NULL;
+    struct loop__fd *f = &loop->io.fds[fd];
+    if (!current(f, e->data.u64))
+        return NULL;
+    f->revents = (uint8_t)(e->events & (RMASK | WMASK));
+    loop->stats.events++;
+    return f;
+}
+
 /*
  * Phases 2 and 3: apply queued changes, wait, and take each ready fd's
  * handlers; *woken is set if the loop's eventfd fired.  deadline is the
@@ -422,13 +449,9 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *wok
     if (n < 0)
         return n == -EINTR ? 0 : n;
     if (direct) {
-        for (int i = 0; i < n; i++) {
-            uint64_t data = loop->io.events[i].data.u64;
-            if (data == LOOP__WAKE_DATA)
-                *woken = true;
-            else if (data == LOOP__TIMER_DATA)
-                loop->io.armed = 0;
-        }
+        for (int i = 0; i < n; i++)
+            if ((uint32_t)loop->io.events[i].data.u64 >= loop->io.fds_cap)
+                own_event(loop, loop->io.events[i].data.u64, woken);
         loop->io.npending = (uint32_t)n;
         loop->io.polled_gen = loop->io.gen;
         return 0;
@@ -438,21 +461,13 @@ int loop__io_poll(loop_t *loop, int64_t timeout_ns, uint64_t deadline, bool *wok
         return -ENOMEM; /* so the puts below have room */
 
     for (int i = 0; i < n; i++) {
-        uint64_t data = loop->io.events[i].data.u64;
-        uint32_t fd = (uint32_t)data;
-        if (fd >= loop->io.fds_cap) { /* the loop's own fds have out-of-range numbers */
-            if (data == LOOP__WAKE_DATA)
-                *woken = true; /* the caller drains it: the room reserved here is for fds */
-            else if (data == LOOP__TIMER_DATA)
-                loop->io.armed = 0; /* expired: the next wait must arm it again */
+        uint32_t fd = (uint32_t)loop->io.events[i].data.u64;
+        if (fd >= loop->io.fds_cap)
+            own_event(loop, loop->io.events[i].data.u64, woken);
+        struct loop__fd *f = event_fd(loop, &loop->io.events[i]);
+        if (!f)
             continue;
-        }
-        struct loop__fd *f = &loop->io.fds[fd];
-        if (!current(f, data))
-            continue;
-        unsigned ev = loop->io.events[i].events & (RMASK | WMASK);
-        f->revents = (uint8_t)ev;
-        loop->stats.events++;
+        unsigned ev = f->revents;
         bool read = f->rgen && (ev & RMASK);
         if (read)
             loop__ready_put(loop, NULL, (void *)(uintptr_t)LOOP__DISPATCH_READ, fd, f->rgen);
@@ -483,16 +498,11 @@ uint32_t loop__io_run_pending(loop_t *loop)
     uint32_t n = loop->io.npending;
     loop->io.npending = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t data = loop->io.events[i].data.u64;
-        uint32_t fd = (uint32_t)data;
-        if (fd >= loop->io.fds_cap)
-            continue; /* the loop's own: seen by loop__io_poll() */
-        struct loop__fd *f = &loop->io.fds[fd];
-        if (!current(f, data))
+        struct loop__fd *f = event_fd(loop, &loop->io.events[i]); /* own fds: seen at the poll */
+        if (!f)
             continue;
-        unsigned ev = loop->io.events[i].events & (RMASK | WMASK);
-        f->revents = (uint8_t)ev;
-        loop->stats.events++;
+        uint32_t fd = (uint32_t)loop->io.events[i].data.u64;
+        unsigned ev = f->revents;
         uint32_t rgen = f->rgen, wgen = f->wgen;
         bool read = rgen && (ev & RMASK) && !registered_since_poll(loop, rgen);
         bool write =
