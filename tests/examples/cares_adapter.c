@@ -308,15 +308,27 @@ test_a_killed_server_ends_queries_with_econnrefused_and_the_channel_goes_on(void
     loop_t *loop = new_loop();
     loop_cares *lc = new_channel(loop, 10000, 3, 0);
 
-    int port = dns.port;
-    server_kill(&dns, SIGKILL);
-    long unreach_before = icmp_out_dest_unreachs();
-    resolve(lc, &dead, "example.test");
-    assert_int_equal(loop_run(loop), 0);
-    assert_int_equal(dead.dones, 1);
-    if (dead.status != ARES_ECONNREFUSED)
+    for (int attempt = 0;; attempt++) {
+        int port = dns.port;
+        server_kill(&dns, SIGKILL);
+        long unreach_before = icmp_out_dest_unreachs();
+        resolve(lc, &dead, "example.test");
+        assert_int_equal(loop_run(loop), 0);
+        assert_int_equal(dead.dones, 1);
+        if (dead.status == ARES_ECONNREFUSED)
+            break;
         print_refusal_facts(port, unreach_before);
-    assert_int_equal(dead.status, ARES_ECONNREFUSED);
+        /* The kernel refused nothing at all: the query never met a closed
+         * port (another process's socket took it), which tests nothing of
+         * the adapter.  Once more, with a new server to kill. */
+        if (attempt == 0 && icmp_out_dest_unreachs() == unreach_before) {
+            stop_dnsmasq();
+            start_dnsmasq();
+            use_server(lc, dns.port);
+            continue;
+        }
+        assert_int_equal(dead.status, ARES_ECONNREFUSED);
+    }
 
     stop_dnsmasq();
     start_dnsmasq();
